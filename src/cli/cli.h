@@ -1,0 +1,53 @@
+/*
+ * cli.h - private to the ktape command-line program.
+ *
+ * Only the CLI prints and exits.  Each command lives in cmd_<name>.c and is
+ * listed in the table in main.c; it returns one of the exit codes below.
+ */
+#ifndef KT_CLI_H
+#define KT_CLI_H
+
+#include <stdio.h>
+
+#include "kt_common.h"
+
+/* Exit codes, documented in README.md ("Exit codes"). Scripts and alerting
+ * depend on them: never renumber. */
+enum kt_exit {
+	KT_EXIT_OK = 0,          /* the command did all it was asked */
+	KT_EXIT_FAILURE = 1,     /* an error stopped it; nothing half-published */
+	KT_EXIT_USAGE = 2,       /* bad flags or arguments; nothing was done */
+	KT_EXIT_DAMAGED = 3,     /* corrupt or missing data found (verify, reads) */
+	KT_EXIT_GAP = 4,         /* done, but records were lost to retention */
+	KT_EXIT_INTERRUPTED = 5, /* stopped by a signal; a partial result kept */
+	KT_EXIT_DIFFERENT = 6,   /* a comparison found differences (diff, demo) */
+};
+
+struct kt_cli_command {
+	const char *name;
+	int (*run)(int argc, char **argv); /* argv[0] is the command name */
+	const char *summary;
+};
+
+/* Verbosity shared by all commands: -v raises it, -q lowers it. */
+extern int kt_cli_verbosity;
+
+/* The log sink the CLI hands to modules: "ktape: LEVEL: message" on stderr. */
+extern const struct kt_log kt_cli_log;
+
+/* Maps a negative ktape/errno code to the exit code a script should see. */
+int kt_cli_exit_for(int err);
+
+/* Prints "ktape <cmd>: <message>" on stderr. */
+void kt_cli_error(const char *cmd, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Prints the one-line usage hint after a bad option and returns
+ * KT_EXIT_USAGE. */
+int kt_cli_usage_error(const char *cmd);
+
+/* Command entry points. */
+int kt_cli_cmd_version(int argc, char **argv);
+/* KT_CLI_PROTOTYPES: one line per command, added with the command. */
+
+#endif /* KT_CLI_H */

@@ -1,0 +1,141 @@
+/* Randomness, secret detection and durable file helpers. */
+#include "kt_common.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int kt_random_bytes(void *buf, size_t n)
+{
+	unsigned char *p = buf;
+
+	while (n > 0) {
+		ssize_t r = getrandom(p, n, 0);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+int kt_config_is_secret(const char *name)
+{
+	/* Property names of librdkafka (and Java clients) whose values are
+	 * credentials or key material. Matching is deliberately broad: a false
+	 * positive only hides a value, a false negative leaks a secret. */
+	static const char *const patterns[] = {
+		"*password*", "*secret*", "sasl.username", "sasl.jaas.config",
+		"sasl.oauthbearer.config", "*.pem", "ssl.key.*", "*token*",
+		"*credentials*", "ssl.keystore.*", "*private*",
+	};
+
+	if (!name)
+		return 0;
+	for (size_t i = 0; i < sizeof(patterns) / sizeof(patterns[0]); i++)
+		if (fnmatch(patterns[i], name, FNM_CASEFOLD) == 0)
+			return 1;
+	return 0;
+}
+
+int kt_fsync_parent_dir(const char *path)
+{
+	char copy[PATH_MAX];
+	int fd, err = 0;
+
+	if (snprintf(copy, sizeof(copy), "%s", path) >= (int)sizeof(copy))
+		return -ENAMETOOLONG;
+	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) < 0)
+		err = -errno;
+	close(fd);
+	return err;
+}
+
+int kt_mkdir_p(const char *path, unsigned mode)
+{
+	char buf[PATH_MAX];
+	size_t len;
+
+	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+		return -ENAMETOOLONG;
+	len = strlen(buf);
+	for (size_t i = 1; i <= len; i++) {
+		if (buf[i] != '/' && buf[i] != '\0')
+			continue;
+		char saved = buf[i];
+		buf[i] = '\0';
+		if (mkdir(buf, mode) < 0 && errno != EEXIST)
+			return -errno;
+		buf[i] = saved;
+	}
+	return 0;
+}
+
+int kt_write_file_atomic(const char *path, const void *data, size_t len,
+			 unsigned mode, char *errstr, size_t errstr_size)
+{
+	char tmp[PATH_MAX];
+	unsigned char rnd[6];
+	const char *p = data;
+	int fd = -1, err;
+
+	err = kt_random_bytes(rnd, sizeof(rnd));
+	if (err)
+		return kt_seterr(errstr, errstr_size, err, "%s: no randomness for a temp name: %s", path, kt_strerror(err));
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp-%02x%02x%02x%02x%02x%02x", path,
+		     rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5]) >= (int)sizeof(tmp))
+		return kt_seterr(errstr, errstr_size, -ENAMETOOLONG, "%s: path too long", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	if (fd < 0) {
+		err = kt_seterr(errstr, errstr_size, -errno, "%s: cannot create: %s", tmp, strerror(errno));
+		goto out;
+	}
+	while (len > 0) {
+		ssize_t w = write(fd, p, len);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			err = kt_seterr(errstr, errstr_size, -errno, "%s: write failed: %s", tmp, strerror(errno));
+			goto out;
+		}
+		p += w;
+		len -= (size_t)w;
+	}
+	if (fsync(fd) < 0) {
+		err = kt_seterr(errstr, errstr_size, -errno, "%s: fsync failed: %s", tmp, strerror(errno));
+		goto out;
+	}
+	if (close(fd) < 0) {
+		fd = -1;
+		err = kt_seterr(errstr, errstr_size, -errno, "%s: close failed: %s", tmp, strerror(errno));
+		goto out;
+	}
+	fd = -1;
+	if (rename(tmp, path) < 0) {
+		err = kt_seterr(errstr, errstr_size, -errno, "%s: rename into place failed: %s", path, strerror(errno));
+		goto out;
+	}
+	err = kt_fsync_parent_dir(path);
+	if (err)
+		kt_seterr(errstr, errstr_size, err, "%s: fsync of the directory failed: %s", path, kt_strerror(err));
+	return err;
+out:
+	if (fd >= 0)
+		close(fd);
+	unlink(tmp);
+	return err;
+}

@@ -1,0 +1,463 @@
+/*
+ * kt_store.h - the one interface header of ktape's store module.
+ *
+ * The store turns records into compressed, indexed, checksummed segment
+ * files, reads them back, and keeps them in a backup repository of
+ * snapshots.  Its on-disk format is specified normatively in format/; this
+ * header only describes the API.  The store never links librdkafka.
+ *
+ * Ownership: every *_create/*_open has a matching *_destroy that accepts
+ * NULL.  Pointers returned by accessors are owned by the object they came
+ * from and stay valid until it is destroyed, unless a comment says less.
+ * Errors: 0 or a negative code (-errno or KT_E*), with a sentence in errstr
+ * naming the file, block and byte offset where there is one.
+ */
+#ifndef KT_STORE_H
+#define KT_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kt_common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ======================================================================
+ * Records
+ * ====================================================================== */
+
+/* Timestamp types, as Kafka defines them. */
+enum kt_ts_type {
+	KT_TS_CREATE = 0,     /* CreateTime, set by the producer */
+	KT_TS_LOG_APPEND = 1, /* LogAppendTime, set by the broker */
+	KT_TS_NONE = 2,       /* no timestamp (pre-0.10 message format) */
+};
+
+/* A record header.  Kafka header names are never null; values may be. */
+struct kt_header {
+	const char *name;  /* not NUL-terminated; non-NULL even when empty */
+	size_t name_len;
+	const void *value; /* NULL: a null value (distinct from empty) */
+	size_t value_len;
+};
+
+/* A record as the store sees it: a view, never owning its bytes.
+ * Null and empty are different: key == NULL is a null key, key != NULL with
+ * key_len == 0 is an empty key; likewise value (NULL = tombstone). */
+struct kt_record {
+	int64_t offset;
+	int64_t timestamp; /* milliseconds since the epoch */
+	int ts_type;       /* enum kt_ts_type */
+	const void *key;
+	size_t key_len;
+	const void *value;
+	size_t value_len;
+	const struct kt_header *headers; /* in order; duplicates allowed */
+	size_t header_count;
+};
+
+/* Record field limits the format guarantees to round-trip. */
+#define KT_STORE_MAX_TOPIC_LEN 249    /* Kafka's own limit */
+#define KT_STORE_MAX_RECORD_SIZE (1u << 30) /* encoded record, 1 GiB */
+
+/* ======================================================================
+ * Segment files (format/segment.md)
+ * ====================================================================== */
+
+enum kt_codec {
+	KT_CODEC_NONE = 0,
+	KT_CODEC_ZSTD = 1,
+};
+
+enum kt_io_backend {
+	KT_IO_AUTO = 0,   /* io_uring when the kernel allows it, else pwrite */
+	KT_IO_URING = 1,  /* io_uring only; fails with -ENOSYS/-EPERM if absent */
+	KT_IO_PWRITE = 2, /* plain pwritev(2) */
+};
+
+/* Returns "io_uring", "pwrite" or "auto". */
+const char *kt_store_io_backend_name(int backend);
+
+struct kt_store_writer_opts {
+	int codec;                 /* enum kt_codec; default KT_CODEC_ZSTD */
+	int level;                 /* zstd level; default 3 */
+	size_t block_size;         /* raw bytes that close a block; default 1 MiB.
+				    * A larger record gets a block of its own. */
+	unsigned blocks_in_flight; /* writes queued at once; default 4 */
+	int io_backend;            /* enum kt_io_backend; default KT_IO_AUTO */
+	unsigned file_mode;        /* permission bits of new files; default 0600 */
+	const struct kt_log *log;  /* may be NULL */
+};
+
+/* Fills opts with the defaults above. */
+void kt_store_writer_opts_init(struct kt_store_writer_opts *opts);
+
+/* One block as the seek table and index describe it. */
+struct kt_store_block_info {
+	uint64_t file_offset; /* of the block header within the segment */
+	uint32_t stored_size; /* payload bytes on disk */
+	uint32_t raw_size;    /* payload bytes after decompression */
+	uint32_t record_count;
+	uint32_t codec;       /* enum kt_codec */
+	int64_t first_offset;
+	int64_t last_offset;
+	int64_t min_ts;
+	int64_t max_ts;
+	uint64_t checksum;    /* XXH3-64 of the stored payload */
+};
+
+/* A whole segment, as its footer (or a recovery scan) describes it. */
+struct kt_store_segment_info {
+	char topic[KT_STORE_MAX_TOPIC_LEN + 1];
+	int32_t partition;
+	uint64_t block_count;
+	uint64_t record_count;
+	uint64_t raw_bytes;   /* sum of the blocks' raw payload sizes */
+	uint64_t file_size;
+	int64_t first_offset; /* of the first record; -1 if the segment is empty */
+	int64_t last_offset;  /* of the last record; -1 if empty */
+	int64_t min_ts;       /* INT64_MAX if empty */
+	int64_t max_ts;       /* INT64_MIN if empty */
+	uint64_t checksum;    /* XXH3-64 of the seek table: names the content */
+	int sealed;           /* 0: recovered from a torn (unsealed) file */
+	int io_backend;       /* writer only: the back end actually used */
+};
+
+struct kt_store_writer;
+
+/* Creates a new segment file at path (which must not exist) for the records
+ * of one topic partition.  Records must then be appended in strictly
+ * increasing offset order; gaps are allowed. */
+int kt_store_writer_create(struct kt_store_writer **out, const char *path,
+			   const char *topic, int32_t partition,
+			   const struct kt_store_writer_opts *opts,
+			   char *errstr, size_t errstr_size);
+
+/* Appends one record.  The record's bytes are copied before return.  Full
+ * blocks are compressed, checksummed and queued for writing; memory stays
+ * bounded by blocks_in_flight x block size. */
+int kt_store_writer_append(struct kt_store_writer *writer,
+			   const struct kt_record *rec,
+			   char *errstr, size_t errstr_size);
+
+/* Raw bytes appended so far, to decide when to roll to a new segment. */
+uint64_t kt_store_writer_raw_bytes(const struct kt_store_writer *writer);
+
+/* Seals the segment: closes the open block, waits for every write, writes
+ * the seek table and footer, fdatasyncs, writes the index file (path with
+ * ".kts" replaced by ".kti") by temp file + rename, and fsyncs the
+ * directory.  On success fills info (may be NULL).  After seal only destroy
+ * is allowed. */
+int kt_store_writer_seal(struct kt_store_writer *writer,
+			 struct kt_store_segment_info *info,
+			 char *errstr, size_t errstr_size);
+
+/* Frees the writer.  An unsealed segment is abandoned: its file is removed,
+ * since nothing can reference it. NULL is accepted. */
+void kt_store_writer_destroy(struct kt_store_writer *writer);
+
+/* Returns the index path for a segment path (".kts" -> ".kti") in buf. */
+int kt_store_index_path(const char *segment_path, char *buf, size_t buf_size);
+
+struct kt_store_reader;
+
+enum kt_store_open_flags {
+	/* Accept a segment without a valid footer (torn by a crash): scan its
+	 * blocks from the start and keep every whole, valid one. */
+	KT_STORE_OPEN_RECOVER = 1u << 0,
+	/* Ignore the .kti index even if present; use the segment's footer. */
+	KT_STORE_OPEN_NO_INDEX = 1u << 1,
+};
+
+/* Opens a segment for reading.  Validates magic, version, header and footer
+ * checksums.  Without KT_STORE_OPEN_RECOVER a torn file is KT_ETRUNCATED. */
+int kt_store_reader_open(struct kt_store_reader **out, const char *path,
+			 unsigned flags, char *errstr, size_t errstr_size);
+void kt_store_reader_destroy(struct kt_store_reader *reader);
+
+const struct kt_store_segment_info *
+kt_store_reader_info(const struct kt_store_reader *reader);
+
+/* Block i's description, or NULL when i >= block_count. */
+const struct kt_store_block_info *
+kt_store_reader_block(const struct kt_store_reader *reader, size_t i);
+
+/* Index lookups; neither reads a block.
+ * find_offset: the first block whose last_offset >= offset.
+ * find_time: the first block (in offset order) holding a record with
+ *   timestamp >= ts, found through the running maximum of max_ts, which is
+ *   monotonic even though Kafka timestamps are not.
+ * Both return 0 and set *block, or KT_ENOTFOUND when no block qualifies. */
+int kt_store_reader_find_offset(const struct kt_store_reader *reader,
+				int64_t offset, size_t *block);
+int kt_store_reader_find_time(const struct kt_store_reader *reader,
+			      int64_t ts, size_t *block);
+
+/* Positioning: the next kt_store_reader_next() returns
+ *   seek_block:  block i's first record;
+ *   seek_offset: the first record with offset >= offset;
+ *   seek_time:   the first record, in offset order, with timestamp >= ts.
+ * Seeking past the end is not an error: next() then returns 0. */
+int kt_store_reader_seek_block(struct kt_store_reader *reader, size_t i,
+			       char *errstr, size_t errstr_size);
+int kt_store_reader_seek_offset(struct kt_store_reader *reader, int64_t offset,
+				char *errstr, size_t errstr_size);
+int kt_store_reader_seek_time(struct kt_store_reader *reader, int64_t ts,
+			      char *errstr, size_t errstr_size);
+
+/* Returns 1 and sets *rec to the next record, 0 at the end of the segment,
+ * or a negative code.  Each block's checksum is verified when it is loaded.
+ * *rec and every pointer in it point into the decompressed block (zero
+ * copy) and stay valid until the next call on this reader. */
+int kt_store_reader_next(struct kt_store_reader *reader,
+			 const struct kt_record **rec,
+			 char *errstr, size_t errstr_size);
+
+/* Index of the block the last returned record came from. */
+size_t kt_store_reader_current_block(const struct kt_store_reader *reader);
+
+/* Counters of the work a reader did, so tests and benchmarks can prove that
+ * a window read touched only the blocks it needed. */
+struct kt_store_read_stats {
+	uint64_t blocks_loaded;
+	uint64_t stored_bytes_read;
+	uint64_t raw_bytes_decoded;
+};
+void kt_store_reader_stats(const struct kt_store_reader *reader,
+			   struct kt_store_read_stats *stats);
+
+/* Checks everything about a segment: every block checksum, decompression,
+ * record structure, offsets strictly increasing and inside each block's
+ * [first, last], counts and timestamp bounds matching the headers, the seek
+ * table matching the blocks, and the index file (if any) matching the
+ * segment.  Returns 0 when clean; otherwise the first problem's code with
+ * file, block and byte offset in errstr, and *bad_blocks counts the blocks
+ * found damaged (may be NULL). */
+int kt_store_reader_verify(struct kt_store_reader *reader, uint64_t *bad_blocks,
+			   char *errstr, size_t errstr_size);
+
+/* Rebuilds the index file of a segment from the segment alone (footer, or a
+ * recovery scan of the blocks).  Written by temp file + rename. */
+int kt_store_index_rebuild(const char *segment_path, unsigned file_mode,
+			   char *errstr, size_t errstr_size);
+
+/* ======================================================================
+ * Repository and snapshot manifests (format/repository.md)
+ * ====================================================================== */
+
+#define KT_STORE_REPO_VERSION 1
+
+enum kt_store_snapshot_kind {
+	KT_SNAPSHOT_FULL = 0,        /* every partition captured from its log start */
+	KT_SNAPSHOT_INCREMENTAL = 1, /* continues a parent snapshot */
+	KT_SNAPSHOT_PARTIAL = 2,     /* interrupted: some partitions incomplete */
+};
+
+/* A segment as a manifest references it. */
+struct kt_store_segref {
+	char *path; /* relative to the repository root */
+	int64_t first_offset;
+	int64_t last_offset;
+	int64_t min_ts;
+	int64_t max_ts;
+	uint64_t records;
+	uint64_t raw_bytes;
+	uint64_t file_size;
+	uint64_t checksum; /* kt_store_segment_info.checksum */
+};
+
+/* Offsets [from, to) that exist(ed) in Kafka but are not in the backup
+ * because retention deleted them before they were captured. */
+struct kt_store_gap {
+	int64_t from;
+	int64_t to;
+	char *reason; /* e.g. "retention" */
+};
+
+struct kt_store_partition {
+	int32_t partition;
+	int64_t log_start_offset; /* in Kafka when this snapshot began */
+	int64_t start_offset;     /* first offset this snapshot's chain covers */
+	int64_t end_offset;       /* exclusive: captured up to here */
+	uint64_t records;
+	uint64_t raw_bytes;
+	int64_t min_ts;           /* INT64_MAX when no records */
+	int64_t max_ts;           /* INT64_MIN when no records */
+	int complete;             /* 0: a partial snapshot stopped short */
+	size_t segment_count;
+	struct kt_store_segref *segments; /* in offset order, whole chain */
+	size_t gap_count;
+	struct kt_store_gap *gaps;
+};
+
+struct kt_store_config_entry {
+	char *name;
+	char *value; /* NULL for a config whose value is null or secret */
+};
+
+struct kt_store_topic {
+	char *name;
+	int32_t partition_count;    /* in Kafka */
+	int32_t replication_factor; /* -1 when unknown */
+	int configs_available;      /* 0: the broker could not describe them */
+	size_t config_count;
+	struct kt_store_config_entry *configs;
+	size_t n_partitions;
+	struct kt_store_partition *partitions; /* sorted by partition */
+};
+
+struct kt_store_group_offset {
+	char *group;
+	char *topic;
+	int32_t partition;
+	int64_t offset;  /* the committed offset: next record to consume */
+	char *metadata;  /* may be NULL */
+};
+
+/* A snapshot manifest in memory: plain data, owned by the snapshot.  Build
+ * it with the helpers below (which copy strings) or fill fields directly. */
+struct kt_store_snapshot {
+	char id[64];     /* assigned at commit when empty */
+	char parent[64]; /* "" for a full snapshot */
+	int kind;        /* enum kt_store_snapshot_kind */
+	int64_t started_ms;
+	int64_t completed_ms;
+	char *source;    /* bootstrap servers; never credentials */
+	char *tool_version;
+	size_t topic_count;
+	struct kt_store_topic *topics;
+	size_t group_offset_count;
+	struct kt_store_group_offset *group_offsets;
+};
+
+struct kt_store_snapshot *kt_store_snapshot_create(void);
+void kt_store_snapshot_destroy(struct kt_store_snapshot *snap);
+
+/* Builders.  They copy their string arguments.  A returned pointer stays
+ * valid only until the next add to the same array (it may be realloc'd).
+ * NULL means out of memory. */
+struct kt_store_topic *kt_store_snapshot_add_topic(struct kt_store_snapshot *snap,
+						   const char *name,
+						   int32_t partition_count,
+						   int32_t replication_factor);
+int kt_store_topic_add_config(struct kt_store_topic *topic, const char *name,
+			      const char *value);
+struct kt_store_partition *kt_store_topic_add_partition(struct kt_store_topic *topic,
+							int32_t partition);
+int kt_store_partition_add_segment(struct kt_store_partition *part,
+				   const struct kt_store_segref *ref);
+int kt_store_partition_add_gap(struct kt_store_partition *part, int64_t from,
+			       int64_t to, const char *reason);
+int kt_store_snapshot_add_group_offset(struct kt_store_snapshot *snap,
+				       const char *group, const char *topic,
+				       int32_t partition, int64_t offset,
+				       const char *metadata);
+
+/* Lookups; NULL when absent. */
+const struct kt_store_topic *kt_store_snapshot_find_topic(const struct kt_store_snapshot *snap,
+							  const char *name);
+const struct kt_store_partition *kt_store_topic_find_partition(const struct kt_store_topic *topic,
+							       int32_t partition);
+
+/* Manifest JSON (format/repository.md).  to_json returns a malloc'd,
+ * NUL-terminated string the caller frees. */
+int kt_store_snapshot_to_json(const struct kt_store_snapshot *snap, char **out,
+			      char *errstr, size_t errstr_size);
+int kt_store_snapshot_from_json(const char *json, size_t len,
+				struct kt_store_snapshot **out,
+				char *errstr, size_t errstr_size);
+
+struct kt_store_repo;
+
+enum kt_store_repo_flags {
+	KT_STORE_REPO_CREATE = 1u << 0, /* create the repository if absent */
+	KT_STORE_REPO_LOCK = 1u << 1,   /* take the writer lock (KT_ELOCKED) */
+};
+
+/* Opens (or creates) a repository.  A repository marker with a newer
+ * format version is refused with KT_EVERSION.  mode is the permission bits
+ * of files it creates (0600 by default when 0; directories get +x). */
+int kt_store_repo_open(struct kt_store_repo **out, const char *path,
+		       unsigned flags, unsigned mode,
+		       char *errstr, size_t errstr_size);
+/* Releases the lock if held, frees the handle.  NULL accepted. */
+void kt_store_repo_destroy(struct kt_store_repo *repo);
+
+const char *kt_store_repo_path(const struct kt_store_repo *repo);
+unsigned kt_store_repo_mode(const struct kt_store_repo *repo);
+
+/* Takes the writer lock if not already held.  A lock left by a dead process
+ * is detected and taken over; a live holder gives KT_ELOCKED with its pid. */
+int kt_store_repo_lock(struct kt_store_repo *repo, char *errstr, size_t errstr_size);
+
+/* Allocates a fresh, unique path for a new segment of topic/partition whose
+ * first record is first_offset, creating directories.  rel gets the path
+ * relative to the repository (for manifests), abs the absolute one.  Topic
+ * names are encoded so that no name can escape the repository. */
+int kt_store_repo_new_segment_path(struct kt_store_repo *repo, const char *topic,
+				   int32_t partition, int64_t first_offset,
+				   char *rel, size_t rel_size, char *abs, size_t abs_size,
+				   char *errstr, size_t errstr_size);
+
+/* Joins a repository-relative path onto the root, refusing absolute paths
+ * and any ".." component with KT_ECORRUPT. */
+int kt_store_repo_abs_path(const struct kt_store_repo *repo, const char *rel,
+			   char *abs, size_t abs_size);
+
+/* Snapshot ids, newest first.  Free with kt_store_strv_free(). */
+int kt_store_repo_list_snapshots(struct kt_store_repo *repo, char ***ids, size_t *count,
+				 char *errstr, size_t errstr_size);
+void kt_store_strv_free(char **v, size_t count);
+
+/* Loads a manifest by id; id NULL or "latest" means the newest. */
+int kt_store_repo_load_snapshot(struct kt_store_repo *repo, const char *id,
+				struct kt_store_snapshot **out,
+				char *errstr, size_t errstr_size);
+
+/* The commit point of a snapshot: assigns snap->id if empty (sortable by
+ * time), writes the manifest to a temp file, fsyncs, renames, fsyncs the
+ * directory.  Before this returns 0 the snapshot does not exist.  Requires
+ * the writer lock. */
+int kt_store_repo_commit_snapshot(struct kt_store_repo *repo,
+				  struct kt_store_snapshot *snap,
+				  char *errstr, size_t errstr_size);
+
+/* ======================================================================
+ * Scans: the records of one partition of a snapshot, across its segments,
+ * restricted to an offset and time window through the indexes.
+ * ====================================================================== */
+
+struct kt_store_range {
+	int64_t from_offset; /* inclusive; INT64_MIN for no bound */
+	int64_t to_offset;   /* exclusive; INT64_MAX for no bound */
+	int64_t from_time;   /* inclusive, ms; INT64_MIN for no bound */
+	int64_t to_time;     /* exclusive, ms; INT64_MAX for no bound */
+};
+
+/* Sets every bound of range to "unbounded". */
+void kt_store_range_init(struct kt_store_range *range);
+
+struct kt_store_scan;
+
+/* The repository and partition must outlive the scan. range may be NULL. */
+int kt_store_scan_create(struct kt_store_scan **out, struct kt_store_repo *repo,
+			 const struct kt_store_partition *part,
+			 const struct kt_store_range *range,
+			 char *errstr, size_t errstr_size);
+/* Like kt_store_reader_next(), over the whole partition, yielding only the
+ * records inside the range, in offset order, and skipping through the index
+ * every block whose offset or timestamp bounds miss the range. */
+int kt_store_scan_next(struct kt_store_scan *scan, const struct kt_record **rec,
+		       char *errstr, size_t errstr_size);
+/* Blocks and bytes read so far, summed over the segments opened. */
+void kt_store_scan_stats(const struct kt_store_scan *scan,
+			 struct kt_store_read_stats *stats, uint64_t *blocks_total);
+void kt_store_scan_destroy(struct kt_store_scan *scan);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KT_STORE_H */
