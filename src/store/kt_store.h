@@ -6,7 +6,7 @@
  * snapshots.  Its on-disk format is specified normatively in format/; this
  * header only describes the API.  The store never links librdkafka.
  *
- * Ownership: every *_create/*_open has a matching *_destroy that accepts
+ * Ownership: every *_create or *_open has a matching *_destroy that accepts
  * NULL.  Pointers returned by accessors are owned by the object they came
  * from and stay valid until it is destroyed, unless a comment says less.
  * Errors: 0 or a negative code (-errno or KT_E*), with a sentence in errstr
