@@ -456,6 +456,104 @@ void kt_store_scan_stats(const struct kt_store_scan *scan,
 			 struct kt_store_read_stats *stats, uint64_t *blocks_total);
 void kt_store_scan_destroy(struct kt_store_scan *scan);
 
+/* ======================================================================
+ * Repository maintenance: verify, prune, export/import (format/archive.md)
+ * ====================================================================== */
+
+/* One problem found by kt_store_repo_verify().  Strings are valid only
+ * during the callback. */
+struct kt_store_verify_problem {
+	const char *snapshot;  /* first snapshot affected ("" for orphans) */
+	size_t snapshots_affected;
+	const char *topic;
+	int32_t partition;
+	const char *path;      /* segment path relative to the repository */
+	int64_t block;         /* block number, -1 when not about one block */
+	uint64_t file_offset;  /* byte offset of the structure at fault */
+	uint64_t records_affected;
+	int code;              /* KT_ECORRUPT, KT_ETRUNCATED, -ENOENT, ... */
+	const char *message;   /* a sentence naming what is wrong */
+};
+
+struct kt_store_verify_opts {
+	unsigned threads;      /* 0: one per core */
+	int repair;            /* rebuild missing or damaged index files */
+	const struct kt_log *log;
+	/* Called once per problem, from any thread but never concurrently. */
+	void (*on_problem)(void *opaque, const struct kt_store_verify_problem *problem);
+	void *opaque;
+};
+
+struct kt_store_verify_result {
+	uint64_t snapshots;
+	uint64_t segments;
+	uint64_t blocks;
+	uint64_t records;
+	uint64_t stored_bytes;
+	uint64_t raw_bytes;
+	uint64_t problems;
+	uint64_t records_affected;
+	uint64_t indexes_repaired;
+	double seconds;
+};
+
+/* Verifies the given snapshots (all when ids is NULL): every segment they
+ * reference is read block by block (checksums, structure, offsets), compared
+ * with its manifest entry and its index, and every partition's chain is
+ * checked for continuity (segments in order, inside [start, end), gaps
+ * within range).  Each segment is verified once however many snapshots
+ * share it, in parallel.  Returns 0 when clean, KT_ECORRUPT when problems
+ * were found (each reported through on_problem), or another negative code
+ * when verification itself could not run. */
+int kt_store_repo_verify(struct kt_store_repo *repo, char *const *ids, size_t id_count,
+			 const struct kt_store_verify_opts *opts,
+			 struct kt_store_verify_result *result,
+			 char *errstr, size_t errstr_size);
+
+struct kt_store_prune_policy {
+	unsigned keep_last;   /* newest N snapshots */
+	unsigned keep_daily;  /* newest snapshot of each of the last N days (UTC) */
+	unsigned keep_weekly; /* newest snapshot of each of the last N ISO weeks */
+	int dry_run;
+};
+
+struct kt_store_prune_result {
+	size_t snapshots_kept;
+	size_t snapshots_removed;
+	size_t segments_removed;   /* unreferenced segments (and their indexes) */
+	uint64_t bytes_freed;
+	char **removed_ids;        /* owned by the result; kt_store_prune_result_clear() */
+	size_t removed_count;
+};
+
+/* Applies a retention policy: removes the manifests it does not keep (each
+ * removal atomic), fsyncs, then deletes every segment no remaining manifest
+ * references, plus temp files.  Killed at any moment, every remaining
+ * snapshot still verifies.  Requires the writer lock. */
+int kt_store_repo_prune(struct kt_store_repo *repo,
+			const struct kt_store_prune_policy *policy,
+			struct kt_store_prune_result *result,
+			char *errstr, size_t errstr_size);
+void kt_store_prune_result_clear(struct kt_store_prune_result *result);
+
+enum kt_store_archive_compression {
+	KT_ARCHIVE_NONE = 0, /* plain tar: segments can be read in place */
+	KT_ARCHIVE_ZSTD = 1,
+	KT_ARCHIVE_GZIP = 2,
+};
+
+/* Writes a self-contained tar archive of one snapshot (marker, manifest,
+ * every segment and index it references) to fd (a file or a pipe). */
+int kt_store_repo_export(struct kt_store_repo *repo, const char *id, int fd,
+			 int compression, char *errstr, size_t errstr_size);
+
+/* Imports a snapshot archive into the repository: refuses entries that are
+ * absolute, contain "..", are links or devices, or are not part of the
+ * format; writes segments first and the manifest last (the commit point).
+ * The imported snapshot id is written to id_out (>= 64 bytes) if not NULL. */
+int kt_store_repo_import(struct kt_store_repo *repo, int fd, char *id_out,
+			 char *errstr, size_t errstr_size);
+
 #ifdef __cplusplus
 }
 #endif
