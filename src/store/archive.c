@@ -1,1 +1,517 @@
-/* placeholder: being written */
+/*
+ * archive.c - snapshot export and import as tar archives (format/archive.md),
+ * through libarchive rather than a tar writer of our own.
+ */
+#include "kt_store.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define ARCHIVE_MARKER "ktape-archive.json"
+#define ARCHIVE_VERSION 1
+#define COPY_CHUNK (1u << 20)
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Reads the repository id from its marker; "" when it has none. */
+static void read_repo_id(struct kt_store_repo *repo, char *out, size_t out_size)
+{
+	char path[PATH_MAX];
+	json_t *root;
+
+	out[0] = '\0';
+	if (kt_store_repo_abs_path(repo, "ktape-repository.json", path, sizeof(path)))
+		return;
+	root = json_load_file(path, 0, NULL);
+	if (root && json_is_string(json_object_get(root, "id")))
+		snprintf(out, out_size, "%s", json_string_value(json_object_get(root, "id")));
+	json_decref(root);
+}
+
+/* Sorted, de-duplicated list of the segment and index paths a snapshot
+ * needs. */
+static int snapshot_files(const struct kt_store_snapshot *snap, char ***out, size_t *out_count)
+{
+	char **v = NULL;
+	size_t n = 0, cap = 0;
+
+	for (size_t t = 0; t < snap->topic_count; t++)
+		for (size_t p = 0; p < snap->topics[t].n_partitions; p++) {
+			const struct kt_store_partition *part = &snap->topics[t].partitions[p];
+			for (size_t s = 0; s < part->segment_count; s++) {
+				char idx[PATH_MAX];
+
+				if (n + 2 > cap) {
+					cap = cap ? cap * 2 : 64;
+					char **nv = realloc(v, cap * sizeof(*nv));
+					if (!nv)
+						goto oom;
+					v = nv;
+				}
+				if (kt_store_index_path(part->segments[s].path, idx, sizeof(idx)) != 0)
+					goto oom;
+				v[n] = strdup(part->segments[s].path);
+				if (!v[n])
+					goto oom;
+				n++;
+				v[n] = strdup(idx);
+				if (!v[n])
+					goto oom;
+				n++;
+			}
+		}
+	if (n > 0)
+		qsort(v, n, sizeof(*v), cmp_str);
+	size_t w = 0;
+	for (size_t r = 0; r < n; r++) {
+		if (w > 0 && strcmp(v[w - 1], v[r]) == 0) {
+			free(v[r]);
+			continue;
+		}
+		v[w++] = v[r];
+	}
+	*out = v;
+	*out_count = w;
+	return 0;
+oom:
+	kt_store_strv_free(v, n);
+	return -ENOMEM;
+}
+
+/* Adds one in-memory or on-disk file as a regular-file entry. */
+static int add_entry(struct archive *ar, const char *name, const char *src_path,
+		     const void *data, size_t len, char *buf, char *errstr, size_t errstr_size)
+{
+	struct archive_entry *entry = archive_entry_new();
+	int fd = -1, err = 0;
+	struct stat st;
+
+	if (!entry)
+		return kt_seterr(errstr, errstr_size, -ENOMEM, "out of memory");
+	if (src_path) {
+		fd = open(src_path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || fstat(fd, &st) < 0) {
+			err = kt_seterr(errstr, errstr_size, -errno, "%s: cannot read: %s", src_path, strerror(errno));
+			goto out;
+		}
+		len = (size_t)st.st_size;
+	}
+	archive_entry_set_pathname(entry, name);
+	archive_entry_set_filetype(entry, AE_IFREG);
+	archive_entry_set_perm(entry, 0600);
+	archive_entry_set_size(entry, (la_int64_t)len);
+	archive_entry_set_mtime(entry, (time_t)(kt_wall_ms() / 1000), 0);
+	if (archive_write_header(ar, entry) != ARCHIVE_OK) {
+		err = kt_seterr(errstr, errstr_size, -EIO, "archive: cannot write the header of %s: %s",
+				name, archive_error_string(ar));
+		goto out;
+	}
+	if (!src_path) {
+		if (archive_write_data(ar, data, len) != (la_ssize_t)len)
+			err = kt_seterr(errstr, errstr_size, -EIO, "archive: cannot write %s: %s",
+					name, archive_error_string(ar));
+		goto out;
+	}
+	for (size_t done = 0; done < len;) {
+		ssize_t r = pread(fd, buf, COPY_CHUNK, (off_t)done);
+		if (r <= 0) {
+			err = kt_seterr(errstr, errstr_size, r < 0 ? -errno : KT_ETRUNCATED,
+					"%s: read failed at byte %zu: %s", src_path, done,
+					r < 0 ? strerror(errno) : "file shrank while being exported");
+			goto out;
+		}
+		if (archive_write_data(ar, buf, (size_t)r) != (la_ssize_t)r) {
+			err = kt_seterr(errstr, errstr_size, -EIO, "archive: cannot write %s: %s",
+					name, archive_error_string(ar));
+			goto out;
+		}
+		done += (size_t)r;
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	archive_entry_free(entry);
+	return err;
+}
+
+int kt_store_repo_export(struct kt_store_repo *repo, const char *id, int fd,
+			 int compression, char *errstr, size_t errstr_size)
+{
+	struct kt_store_snapshot *snap = NULL;
+	struct archive *ar = NULL;
+	char **files = NULL;
+	size_t file_count = 0;
+	char *buf = NULL, *marker = NULL;
+	char manifest_path[PATH_MAX], rel[128], repo_id[128];
+	int err;
+
+	err = kt_store_repo_load_snapshot(repo, id, &snap, errstr, errstr_size);
+	if (err)
+		goto out;
+	err = snapshot_files(snap, &files, &file_count);
+	if (err) {
+		kt_seterr(errstr, errstr_size, err, "out of memory listing the snapshot's files");
+		goto out;
+	}
+	buf = malloc(COPY_CHUNK);
+	ar = archive_write_new();
+	if (!buf || !ar) {
+		err = kt_seterr(errstr, errstr_size, -ENOMEM, "out of memory");
+		goto out;
+	}
+	archive_write_set_format_pax_restricted(ar);
+	if (compression == KT_ARCHIVE_ZSTD)
+		err = archive_write_add_filter_zstd(ar);
+	else if (compression == KT_ARCHIVE_GZIP)
+		err = archive_write_add_filter_gzip(ar);
+	else
+		err = archive_write_add_filter_none(ar);
+	if (err != ARCHIVE_OK) {
+		err = kt_seterr(errstr, errstr_size, KT_EUSAGE, "archive: compression not available: %s",
+				archive_error_string(ar));
+		goto out;
+	}
+	/* A pipe cannot take libarchive's default 10 KiB blocking happily for
+	 * uploaders either way; keep tar's standard record size. */
+	if (archive_write_open_fd(ar, fd) != ARCHIVE_OK) {
+		err = kt_seterr(errstr, errstr_size, -EIO, "archive: cannot open the output: %s",
+				archive_error_string(ar));
+		goto out;
+	}
+	read_repo_id(repo, repo_id, sizeof(repo_id));
+	if (asprintf(&marker, "{\"format\": \"ktape-archive\", \"version\": %d, \"snapshot\": \"%s\", "
+		     "\"repository_id\": \"%s\", \"created_ms\": %lld}\n",
+		     ARCHIVE_VERSION, snap->id, repo_id, (long long)kt_wall_ms()) < 0) {
+		marker = NULL;
+		err = kt_seterr(errstr, errstr_size, -ENOMEM, "out of memory");
+		goto out;
+	}
+	err = add_entry(ar, ARCHIVE_MARKER, NULL, marker, strlen(marker), buf, errstr, errstr_size);
+	for (size_t i = 0; i < file_count && !err; i++) {
+		char abs[PATH_MAX];
+
+		err = kt_store_repo_abs_path(repo, files[i], abs, sizeof(abs));
+		if (err) {
+			kt_seterr(errstr, errstr_size, err, "manifest %s references a bad path '%s'", snap->id, files[i]);
+			break;
+		}
+		err = add_entry(ar, files[i], abs, NULL, 0, buf, errstr, errstr_size);
+	}
+	if (err)
+		goto out;
+	snprintf(rel, sizeof(rel), "snapshots/%s.json", snap->id);
+	err = kt_store_repo_abs_path(repo, rel, manifest_path, sizeof(manifest_path));
+	if (!err)
+		err = add_entry(ar, rel, manifest_path, NULL, 0, buf, errstr, errstr_size);
+	if (err)
+		goto out;
+	if (archive_write_close(ar) != ARCHIVE_OK)
+		err = kt_seterr(errstr, errstr_size, -EIO, "archive: cannot finish the archive: %s",
+				archive_error_string(ar));
+out:
+	if (ar)
+		archive_write_free(ar);
+	free(marker);
+	free(buf);
+	kt_store_strv_free(files, file_count);
+	kt_store_snapshot_destroy(snap);
+	return err;
+}
+
+/* An entry path is acceptable when it is relative, has no empty, "." or
+ * ".." component, and is one of the three forms of format/archive.md. */
+static int entry_path_ok(const char *name)
+{
+	size_t len = strlen(name);
+	const char *p = name;
+
+	if (len == 0 || name[0] == '/' || len >= PATH_MAX / 2)
+		return 0;
+	while (*p) {
+		const char *slash = strchr(p, '/');
+		size_t n = slash ? (size_t)(slash - p) : strlen(p);
+		if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+			return 0;
+		p += n;
+		if (*p == '/')
+			p++;
+		if (slash && !*p)
+			return 0; /* trailing slash */
+	}
+	if (strcmp(name, ARCHIVE_MARKER) == 0)
+		return 1;
+	if (strncmp(name, "snapshots/", 10) == 0)
+		return strchr(name + 10, '/') == NULL && len > 15 && strcmp(name + len - 5, ".json") == 0;
+	if (strncmp(name, "segments/", 9) == 0)
+		return len > 4 && (strcmp(name + len - 4, ".kts") == 0 || strcmp(name + len - 4, ".kti") == 0);
+	return 0;
+}
+
+/* Writes the current entry's data to a temp file and renames it to abs. */
+static int import_file(struct kt_store_repo *repo, struct archive *ar, const char *name,
+		       const char *abs, char *buf, char *errstr, size_t errstr_size)
+{
+	char tmp[PATH_MAX], dir[PATH_MAX];
+	unsigned char rnd[8];
+	int fd = -1, err;
+
+	snprintf(dir, sizeof(dir), "%s", abs);
+	*strrchr(dir, '/') = '\0';
+	err = kt_mkdir_p(dir, 0700 | kt_store_repo_mode(repo) | ((kt_store_repo_mode(repo) & 0444) >> 2));
+	if (err)
+		return kt_seterr(errstr, errstr_size, err, "%s: cannot create directory: %s", dir, kt_strerror(err));
+	err = kt_random_bytes(rnd, sizeof(rnd));
+	if (err)
+		return kt_seterr(errstr, errstr_size, err, "no randomness for a temp name");
+	err = kt_store_repo_abs_path(repo, "tmp", tmp, sizeof(tmp));
+	if (!err)
+		err = kt_mkdir_p(tmp, 0700);
+	if (err)
+		return kt_seterr(errstr, errstr_size, err, "%s: cannot create the temp directory", tmp);
+	size_t tl = strlen(tmp);
+	snprintf(tmp + tl, sizeof(tmp) - tl, "/import.tmp-%02x%02x%02x%02x%02x%02x%02x%02x",
+		 rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, kt_store_repo_mode(repo) ? kt_store_repo_mode(repo) : 0600);
+	if (fd < 0)
+		return kt_seterr(errstr, errstr_size, -errno, "%s: cannot create: %s", tmp, strerror(errno));
+	for (;;) {
+		la_ssize_t r = archive_read_data(ar, buf, COPY_CHUNK);
+		if (r == 0)
+			break;
+		if (r < 0) {
+			err = kt_seterr(errstr, errstr_size, KT_ETRUNCATED, "archive: entry %s is damaged or cut short: %s",
+					name, archive_error_string(ar));
+			goto out;
+		}
+		for (la_ssize_t off = 0; off < r;) {
+			ssize_t w = write(fd, buf + off, (size_t)(r - off));
+			if (w < 0) {
+				if (errno == EINTR)
+					continue;
+				err = kt_seterr(errstr, errstr_size, -errno, "%s: write failed: %s", tmp, strerror(errno));
+				goto out;
+			}
+			off += w;
+		}
+	}
+	if (fsync(fd) < 0) {
+		err = kt_seterr(errstr, errstr_size, -errno, "%s: fsync failed: %s", tmp, strerror(errno));
+		goto out;
+	}
+	close(fd);
+	fd = -1;
+	if (rename(tmp, abs) < 0) {
+		err = kt_seterr(errstr, errstr_size, -errno, "%s: rename into place failed: %s", abs, strerror(errno));
+		goto out;
+	}
+	err = kt_fsync_parent_dir(abs);
+	if (err)
+		kt_seterr(errstr, errstr_size, err, "%s: fsync of the directory failed", abs);
+	return err;
+out:
+	if (fd >= 0)
+		close(fd);
+	unlink(tmp);
+	return err;
+}
+
+/* Reads the manifest entry into memory (it is small) for the final checks. */
+static int read_entry_to_memory(struct archive *ar, la_int64_t size, const char *name,
+				char **out, char *errstr, size_t errstr_size)
+{
+	char *data;
+
+	if (size < 0 || size > (64 << 20))
+		return kt_seterr(errstr, errstr_size, KT_ECORRUPT, "archive: %s has an implausible size", name);
+	data = malloc((size_t)size + 1);
+	if (!data)
+		return kt_seterr(errstr, errstr_size, -ENOMEM, "out of memory");
+	la_ssize_t r = archive_read_data(ar, data, (size_t)size);
+	if (r != size) {
+		free(data);
+		return kt_seterr(errstr, errstr_size, KT_ETRUNCATED, "archive: %s is cut short: %s",
+				 name, r < 0 ? archive_error_string(ar) : "fewer bytes than its header says");
+	}
+	data[size] = '\0';
+	*out = data;
+	return 0;
+}
+
+/* Every segment the manifest needs must now be in the repository. */
+static int check_segments_present(struct kt_store_repo *repo, const struct kt_store_snapshot *snap,
+				  char *errstr, size_t errstr_size)
+{
+	for (size_t t = 0; t < snap->topic_count; t++)
+		for (size_t p = 0; p < snap->topics[t].n_partitions; p++) {
+			const struct kt_store_partition *part = &snap->topics[t].partitions[p];
+			for (size_t s = 0; s < part->segment_count; s++) {
+				char abs[PATH_MAX];
+				struct stat st;
+
+				if (kt_store_repo_abs_path(repo, part->segments[s].path, abs, sizeof(abs)) != 0 ||
+				    stat(abs, &st) != 0)
+					return kt_seterr(errstr, errstr_size, KT_ENOTFOUND,
+							 "archive: snapshot %s needs segment %s, which the archive does not hold",
+							 snap->id, part->segments[s].path);
+				if ((uint64_t)st.st_size != part->segments[s].file_size)
+					return kt_seterr(errstr, errstr_size, KT_ECORRUPT,
+							 "archive: segment %s has %lld bytes, the manifest says %llu",
+							 part->segments[s].path, (long long)st.st_size,
+							 (unsigned long long)part->segments[s].file_size);
+			}
+		}
+	return 0;
+}
+
+/* Validates the marker entry. */
+static int check_marker(struct archive *ar, la_int64_t size, char *errstr, size_t errstr_size)
+{
+	char *data = NULL;
+	json_t *root;
+	int err;
+
+	err = read_entry_to_memory(ar, size, ARCHIVE_MARKER, &data, errstr, errstr_size);
+	if (err)
+		return err;
+	root = json_loads(data, 0, NULL);
+	free(data);
+	if (!root || !json_is_string(json_object_get(root, "format")) ||
+	    strcmp(json_string_value(json_object_get(root, "format")), "ktape-archive") != 0 ||
+	    !json_is_integer(json_object_get(root, "version"))) {
+		err = kt_seterr(errstr, errstr_size, KT_EMAGIC, "archive: %s is not a ktape archive marker", ARCHIVE_MARKER);
+	} else if (json_integer_value(json_object_get(root, "version")) > ARCHIVE_VERSION) {
+		err = kt_seterr(errstr, errstr_size, KT_EVERSION,
+				"archive format version %lld is newer than this ktape supports (%d)",
+				(long long)json_integer_value(json_object_get(root, "version")), ARCHIVE_VERSION);
+	}
+	json_decref(root);
+	return err;
+}
+
+int kt_store_repo_import(struct kt_store_repo *repo, int fd, char *id_out,
+			 char *errstr, size_t errstr_size)
+{
+	struct archive *ar = NULL;
+	struct archive_entry *entry;
+	struct kt_store_snapshot *snap = NULL;
+	char *manifest = NULL, *buf = NULL;
+	char manifest_name[PATH_MAX] = "";
+	int seen_marker = 0, err, r;
+
+	err = kt_store_repo_lock(repo, errstr, errstr_size);
+	if (err)
+		goto out;
+	buf = malloc(COPY_CHUNK);
+	ar = archive_read_new();
+	if (!buf || !ar) {
+		err = kt_seterr(errstr, errstr_size, -ENOMEM, "out of memory");
+		goto out;
+	}
+	archive_read_support_filter_all(ar);
+	archive_read_support_format_tar(ar);
+	if (archive_read_open_fd(ar, fd, 64 * 1024) != ARCHIVE_OK) {
+		err = kt_seterr(errstr, errstr_size, KT_EMAGIC, "archive: cannot read: %s", archive_error_string(ar));
+		goto out;
+	}
+	while ((r = archive_read_next_header(ar, &entry)) == ARCHIVE_OK) {
+		const char *name = archive_entry_pathname(entry);
+		char abs[PATH_MAX];
+
+		if (!name || archive_entry_filetype(entry) != AE_IFREG || archive_entry_hardlink(entry) ||
+		    archive_entry_symlink(entry) || !entry_path_ok(name)) {
+			err = kt_seterr(errstr, errstr_size, KT_ECORRUPT,
+					"archive: refusing entry '%s': only regular files at ktape repository paths are allowed",
+					name ? name : "(no name)");
+			goto out;
+		}
+		if (manifest) {
+			err = kt_seterr(errstr, errstr_size, KT_ECORRUPT,
+					"archive: entry '%s' follows the manifest, which must come last", name);
+			goto out;
+		}
+		if (strcmp(name, ARCHIVE_MARKER) == 0) {
+			err = check_marker(ar, archive_entry_size(entry), errstr, errstr_size);
+			if (err)
+				goto out;
+			seen_marker = 1;
+			continue;
+		}
+		if (!seen_marker) {
+			err = kt_seterr(errstr, errstr_size, KT_EMAGIC,
+					"archive: the first entry must be %s, found '%s'", ARCHIVE_MARKER, name);
+			goto out;
+		}
+		if (strncmp(name, "snapshots/", 10) == 0) {
+			err = read_entry_to_memory(ar, archive_entry_size(entry), name, &manifest, errstr, errstr_size);
+			if (err)
+				goto out;
+			snprintf(manifest_name, sizeof(manifest_name), "%s", name);
+			continue;
+		}
+		err = kt_store_repo_abs_path(repo, name, abs, sizeof(abs));
+		if (err) {
+			kt_seterr(errstr, errstr_size, err, "archive: refusing entry '%s'", name);
+			goto out;
+		}
+		struct stat st;
+		if (stat(abs, &st) == 0 && st.st_size == archive_entry_size(entry)) {
+			/* Already here: segments are immutable and uniquely named. */
+			archive_read_data_skip(ar);
+			continue;
+		}
+		err = import_file(repo, ar, name, abs, buf, errstr, errstr_size);
+		if (err)
+			goto out;
+	}
+	if (r != ARCHIVE_EOF) {
+		err = kt_seterr(errstr, errstr_size, KT_ETRUNCATED, "archive: damaged or cut short: %s",
+				archive_error_string(ar));
+		goto out;
+	}
+	if (!manifest) {
+		err = kt_seterr(errstr, errstr_size, KT_ETRUNCATED,
+				"archive: no snapshot manifest (snapshots/<id>.json) found; nothing was imported");
+		goto out;
+	}
+	err = kt_store_snapshot_from_json(manifest, strlen(manifest), &snap, errstr, errstr_size);
+	if (err)
+		goto out;
+	char expect[PATH_MAX];
+	snprintf(expect, sizeof(expect), "snapshots/%s.json", snap->id);
+	if (strcmp(expect, manifest_name) != 0) {
+		err = kt_seterr(errstr, errstr_size, KT_ECORRUPT, "archive: manifest %s holds snapshot id %s",
+				manifest_name, snap->id);
+		goto out;
+	}
+	err = check_segments_present(repo, snap, errstr, errstr_size);
+	if (err)
+		goto out;
+	/* The commit point: write the manifest bytes exactly as exported. */
+	char abs[PATH_MAX];
+	err = kt_store_repo_abs_path(repo, manifest_name, abs, sizeof(abs));
+	if (!err)
+		err = kt_write_file_atomic(abs, manifest, strlen(manifest),
+					   kt_store_repo_mode(repo) ? kt_store_repo_mode(repo) : 0600,
+					   errstr, errstr_size);
+	if (!err && id_out)
+		snprintf(id_out, 64, "%s", snap->id);
+out:
+	if (ar)
+		archive_read_free(ar);
+	kt_store_snapshot_destroy(snap);
+	free(manifest);
+	free(buf);
+	return err;
+}
