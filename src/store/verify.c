@@ -1,1 +1,394 @@
-/* placeholder: being written */
+/*
+ * verify.c - `ktape verify`: prove that a repository's snapshots can be
+ * restored, without Kafka.
+ *
+ * Every segment referenced by the chosen snapshots is checked once, however
+ * many snapshots share it, by a pool of threads: block checksums and record
+ * structure (through the segment reader), agreement with the manifest entry
+ * (size, checksum, counts, offsets) and with its index.  Then each
+ * partition's chain is checked for continuity.  A problem is reported with
+ * the file, block and byte offset, the records it costs, and the snapshots
+ * that lose them.
+ */
+#include "kt_store.h"
+#include "segment_format.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* A segment to check, and who references it. */
+struct verify_item {
+	const struct kt_store_segref *ref; /* first manifest entry seen */
+	const char *topic;
+	int32_t partition;
+	const char *first_snapshot;
+	size_t snapshots;
+};
+
+struct verify_ctx {
+	struct kt_store_repo *repo;
+	const struct kt_store_verify_opts *opts;
+	struct verify_item *items;
+	size_t item_count;
+	size_t next;                /* next item to take, under lock */
+	pthread_mutex_t lock;       /* guards next, result and callbacks */
+	struct kt_store_verify_result *result;
+	int fatal;                  /* a failure of verification itself */
+	char fatal_msg[512];
+};
+
+static void report(struct verify_ctx *ctx, const struct verify_item *item, int64_t block,
+		   uint64_t file_offset, uint64_t records, int code, const char *fmt, ...)
+	__attribute__((format(printf, 7, 8)));
+
+static void report(struct verify_ctx *ctx, const struct verify_item *item, int64_t block,
+		   uint64_t file_offset, uint64_t records, int code, const char *fmt, ...)
+{
+	struct kt_store_verify_problem problem;
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	problem.snapshot = item->first_snapshot;
+	problem.snapshots_affected = item->snapshots;
+	problem.topic = item->topic;
+	problem.partition = item->partition;
+	problem.path = item->ref ? item->ref->path : "";
+	problem.block = block;
+	problem.file_offset = file_offset;
+	problem.records_affected = records;
+	problem.code = code;
+	problem.message = msg;
+	pthread_mutex_lock(&ctx->lock);
+	ctx->result->problems++;
+	ctx->result->records_affected += records;
+	if (ctx->opts->on_problem)
+		ctx->opts->on_problem(ctx->opts->opaque, &problem);
+	pthread_mutex_unlock(&ctx->lock);
+}
+
+/* The slow path, taken only when the whole-segment check failed: walk every
+ * block on its own so that each damaged one is named with what it costs. */
+static int report_bad_blocks(struct verify_ctx *ctx, const struct verify_item *item,
+			     struct kt_store_reader *reader)
+{
+	const struct kt_store_segment_info *info = kt_store_reader_info(reader);
+	char errstr[512];
+	int found = 0;
+
+	for (size_t b = 0; b < info->block_count; b++) {
+		const struct kt_store_block_info *blk = kt_store_reader_block(reader, b);
+		const struct kt_record *rec;
+		int err = kt_store_reader_seek_block(reader, b, errstr, sizeof(errstr));
+
+		for (uint32_t r = 0; !err && r < blk->record_count; r++) {
+			err = kt_store_reader_next(reader, &rec, errstr, sizeof(errstr));
+			if (err == 1)
+				err = 0;
+			else if (err == 0)
+				err = kt_seterr(errstr, sizeof(errstr), KT_ECORRUPT,
+						"block %zu ends after %u of its %u records", b, r, blk->record_count);
+		}
+		if (err) {
+			report(ctx, item, (int64_t)b, blk->file_offset, blk->record_count, err,
+			       "%s (offsets %lld-%lld lost)", errstr,
+			       (long long)blk->first_offset, (long long)blk->last_offset);
+			found++;
+		}
+	}
+	return found;
+}
+
+/* Checks the index beside a segment, rebuilding it when asked to. */
+static void check_index(struct verify_ctx *ctx, const struct verify_item *item, const char *abs,
+			struct kt_store_reader *reader)
+{
+	const struct kt_store_segment_info *info = kt_store_reader_info(reader);
+	int64_t *running = NULL;
+	struct kt_store_block_info *blocks = NULL;
+	char index_path[PATH_MAX], errstr[512];
+	size_t n = info->block_count;
+	int err;
+
+	if (kt_store_index_path(abs, index_path, sizeof(index_path)) != 0)
+		return;
+	blocks = malloc((n ? n : 1) * sizeof(*blocks));
+	running = malloc((n ? n : 1) * sizeof(*running));
+	if (!blocks || !running) {
+		report(ctx, item, -1, 0, 0, -ENOMEM, "out of memory checking the index of %s", abs);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		blocks[i] = *kt_store_reader_block(reader, i);
+	err = kt_seg_index_load(index_path, blocks, n, info->file_size, info->checksum, running,
+				errstr, sizeof(errstr));
+	if (!err)
+		goto out;
+	if (ctx->opts->repair) {
+		char rerr[512];
+		int rc = kt_store_index_rebuild(abs, kt_store_repo_mode(ctx->repo) ? kt_store_repo_mode(ctx->repo) : 0600,
+						rerr, sizeof(rerr));
+		if (rc == 0) {
+			pthread_mutex_lock(&ctx->lock);
+			ctx->result->indexes_repaired++;
+			pthread_mutex_unlock(&ctx->lock);
+			kt_log(ctx->opts->log, KT_LOG_INFO, "%s: rebuilt (%s)", index_path,
+			       err == -ENOENT ? "it was missing" : errstr);
+			goto out;
+		}
+		report(ctx, item, -1, 0, 0, rc, "%s: cannot be rebuilt: %s", index_path, rerr);
+		goto out;
+	}
+	report(ctx, item, -1, 0, 0, err == -ENOENT ? KT_ENOTFOUND : err, "%s: %s (ktape verify --repair rebuilds it)",
+	       index_path, err == -ENOENT ? "index file is missing" : errstr);
+out:
+	free(blocks);
+	free(running);
+}
+
+/* Compares what the segment says about itself with its manifest entry. */
+static void check_against_manifest(struct verify_ctx *ctx, const struct verify_item *item,
+				   const struct kt_store_segment_info *info)
+{
+	const struct kt_store_segref *ref = item->ref;
+
+	if (info->checksum != ref->checksum)
+		report(ctx, item, -1, 0, ref->records, KT_ECORRUPT,
+		       "segment checksum %016llx differs from the manifest's %016llx: this is not the segment the snapshot recorded",
+		       (unsigned long long)info->checksum, (unsigned long long)ref->checksum);
+	if (info->record_count != ref->records || info->first_offset != ref->first_offset ||
+	    info->last_offset != ref->last_offset || info->file_size != ref->file_size)
+		report(ctx, item, -1, 0, ref->records > info->record_count ? ref->records - info->record_count : 0,
+		       KT_ECORRUPT,
+		       "segment holds %llu records at offsets %lld-%lld in %llu bytes; the manifest says %llu records at %lld-%lld in %llu bytes",
+		       (unsigned long long)info->record_count, (long long)info->first_offset,
+		       (long long)info->last_offset, (unsigned long long)info->file_size,
+		       (unsigned long long)ref->records, (long long)ref->first_offset,
+		       (long long)ref->last_offset, (unsigned long long)ref->file_size);
+	if (strcmp(info->topic, item->topic) != 0 || info->partition != item->partition)
+		report(ctx, item, -1, 0, ref->records, KT_ECORRUPT,
+		       "segment belongs to %s/%d, but the manifest lists it under %s/%d",
+		       info->topic, info->partition, item->topic, item->partition);
+}
+
+static void verify_one(struct verify_ctx *ctx, const struct verify_item *item)
+{
+	struct kt_store_reader *reader = NULL;
+	char abs[PATH_MAX], errstr[512];
+	uint64_t bad = 0;
+	int err;
+
+	err = kt_store_repo_abs_path(ctx->repo, item->ref->path, abs, sizeof(abs));
+	if (err) {
+		report(ctx, item, -1, 0, item->ref->records, err, "manifest path '%s' is not inside the repository",
+		       item->ref->path);
+		return;
+	}
+	err = kt_store_reader_open(&reader, abs, KT_STORE_OPEN_NO_INDEX, errstr, sizeof(errstr));
+	if (err) {
+		report(ctx, item, -1, 0, item->ref->records, err, "%s",
+		       err == -ENOENT ? "segment file is missing" : errstr);
+		return;
+	}
+	const struct kt_store_segment_info *info = kt_store_reader_info(reader);
+	check_against_manifest(ctx, item, info);
+	check_index(ctx, item, abs, reader);
+	err = kt_store_reader_verify(reader, &bad, errstr, sizeof(errstr));
+	if (err && report_bad_blocks(ctx, item, reader) == 0) {
+		/* The reader saw a problem no single block explains (seek table,
+		 * footer): report it as the segment's. */
+		report(ctx, item, -1, 0, 0, err, "%s", errstr);
+	}
+	pthread_mutex_lock(&ctx->lock);
+	ctx->result->segments++;
+	ctx->result->blocks += info->block_count;
+	ctx->result->records += info->record_count;
+	ctx->result->stored_bytes += info->file_size;
+	ctx->result->raw_bytes += info->raw_bytes;
+	pthread_mutex_unlock(&ctx->lock);
+	kt_store_reader_destroy(reader);
+}
+
+static void *verify_worker(void *arg)
+{
+	struct verify_ctx *ctx = arg;
+
+	for (;;) {
+		pthread_mutex_lock(&ctx->lock);
+		size_t i = ctx->next++;
+		pthread_mutex_unlock(&ctx->lock);
+		if (i >= ctx->item_count)
+			break;
+		verify_one(ctx, &ctx->items[i]);
+	}
+	return NULL;
+}
+
+/* Continuity of one partition's chain in one snapshot. */
+static void check_chain(struct verify_ctx *ctx, const struct kt_store_snapshot *snap,
+			const struct kt_store_topic *topic, const struct kt_store_partition *part)
+{
+	struct verify_item item = { NULL, topic->name, part->partition, snap->id, 1 };
+	uint64_t records = 0;
+
+	for (size_t s = 0; s < part->segment_count; s++) {
+		const struct kt_store_segref *ref = &part->segments[s];
+
+		item.ref = ref;
+		records += ref->records;
+		if (ref->first_offset > ref->last_offset || ref->first_offset < part->start_offset ||
+		    ref->last_offset >= part->end_offset)
+			report(ctx, &item, -1, 0, 0, KT_ECORRUPT,
+			       "segment offsets %lld-%lld fall outside the partition's range [%lld, %lld)",
+			       (long long)ref->first_offset, (long long)ref->last_offset,
+			       (long long)part->start_offset, (long long)part->end_offset);
+		if (s > 0 && ref->first_offset <= part->segments[s - 1].last_offset)
+			report(ctx, &item, -1, 0, 0, KT_ECORRUPT,
+			       "segment starts at offset %lld, not after the previous segment's last offset %lld: records would repeat",
+			       (long long)ref->first_offset, (long long)part->segments[s - 1].last_offset);
+	}
+	item.ref = NULL;
+	if (records != part->records)
+		report(ctx, &item, -1, 0, part->records > records ? part->records - records : 0, KT_ECORRUPT,
+		       "partition lists %llu records but its segments hold %llu",
+		       (unsigned long long)part->records, (unsigned long long)records);
+	for (size_t g = 0; g < part->gap_count; g++) {
+		const struct kt_store_gap *gap = &part->gaps[g];
+		if (gap->from >= gap->to || gap->from < part->start_offset || gap->to > part->end_offset)
+			report(ctx, &item, -1, 0, 0, KT_ECORRUPT,
+			       "gap [%lld, %lld) is not inside the partition's range [%lld, %lld)",
+			       (long long)gap->from, (long long)gap->to,
+			       (long long)part->start_offset, (long long)part->end_offset);
+	}
+}
+
+static int cmp_item(const void *a, const void *b)
+{
+	return strcmp(((const struct verify_item *)a)->ref->path, ((const struct verify_item *)b)->ref->path);
+}
+
+int kt_store_repo_verify(struct kt_store_repo *repo, char *const *ids, size_t id_count,
+			 const struct kt_store_verify_opts *opts,
+			 struct kt_store_verify_result *result,
+			 char *errstr, size_t errstr_size)
+{
+	struct verify_ctx ctx;
+	struct kt_store_snapshot **snaps = NULL;
+	char **listed = NULL;
+	size_t listed_count = 0, snap_count = 0, cap = 0;
+	pthread_t *threads = NULL;
+	unsigned nthreads, started = 0;
+	int64_t t0 = kt_now_ns();
+	int err = 0;
+
+	memset(result, 0, sizeof(*result));
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.repo = repo;
+	ctx.opts = opts;
+	ctx.result = result;
+	pthread_mutex_init(&ctx.lock, NULL);
+
+	if (!ids) {
+		err = kt_store_repo_list_snapshots(repo, &listed, &listed_count, errstr, errstr_size);
+		if (err)
+			goto out;
+		ids = listed;
+		id_count = listed_count;
+	}
+	snaps = calloc(id_count ? id_count : 1, sizeof(*snaps));
+	if (!snaps) {
+		err = kt_seterr(errstr, errstr_size, -ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < id_count; i++) {
+		err = kt_store_repo_load_snapshot(repo, ids[i], &snaps[snap_count], errstr, errstr_size);
+		if (err)
+			goto out; /* a manifest that cannot be read is fatal and named */
+		snap_count++;
+	}
+	result->snapshots = snap_count;
+
+	/* Every (snapshot, segment) pair, then merged by path. */
+	for (size_t i = 0; i < snap_count; i++)
+		for (size_t t = 0; t < snaps[i]->topic_count; t++) {
+			const struct kt_store_topic *topic = &snaps[i]->topics[t];
+			for (size_t p = 0; p < topic->n_partitions; p++) {
+				const struct kt_store_partition *part = &topic->partitions[p];
+				check_chain(&ctx, snaps[i], topic, part);
+				for (size_t s = 0; s < part->segment_count; s++) {
+					if (ctx.item_count == cap) {
+						cap = cap ? cap * 2 : 256;
+						struct verify_item *n = realloc(ctx.items, cap * sizeof(*n));
+						if (!n) {
+							err = kt_seterr(errstr, errstr_size, -ENOMEM, "out of memory");
+							goto out;
+						}
+						ctx.items = n;
+					}
+					ctx.items[ctx.item_count++] = (struct verify_item){
+						&part->segments[s], topic->name, part->partition, snaps[i]->id, 1
+					};
+				}
+			}
+		}
+	if (ctx.item_count > 1)
+		qsort(ctx.items, ctx.item_count, sizeof(*ctx.items), cmp_item);
+	size_t w = 0;
+	for (size_t r = 0; r < ctx.item_count; r++) {
+		if (w > 0 && strcmp(ctx.items[w - 1].ref->path, ctx.items[r].ref->path) == 0) {
+			struct verify_item *keep = &ctx.items[w - 1];
+			if (keep->ref->checksum != ctx.items[r].ref->checksum)
+				report(&ctx, &ctx.items[r], -1, 0, 0, KT_ECORRUPT,
+				       "snapshots %s and %s disagree about this segment's checksum",
+				       keep->first_snapshot, ctx.items[r].first_snapshot);
+			keep->snapshots++;
+			/* Report the newest snapshot that would lose records. */
+			if (strcmp(ctx.items[r].first_snapshot, keep->first_snapshot) > 0)
+				keep->first_snapshot = ctx.items[r].first_snapshot;
+			continue;
+		}
+		ctx.items[w++] = ctx.items[r];
+	}
+	ctx.item_count = w;
+
+	nthreads = opts->threads ? opts->threads : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
+	if (nthreads < 1)
+		nthreads = 1;
+	if (nthreads > ctx.item_count)
+		nthreads = ctx.item_count ? (unsigned)ctx.item_count : 1;
+	threads = calloc(nthreads, sizeof(*threads));
+	if (!threads) {
+		err = kt_seterr(errstr, errstr_size, -ENOMEM, "out of memory");
+		goto out;
+	}
+	for (unsigned i = 0; i < nthreads; i++) {
+		if (pthread_create(&threads[i], NULL, verify_worker, &ctx) != 0)
+			break;
+		started++;
+	}
+	if (started == 0)
+		verify_worker(&ctx); /* no thread could start: do it here */
+	for (unsigned i = 0; i < started; i++)
+		pthread_join(threads[i], NULL);
+	err = result->problems ? KT_ECORRUPT : 0;
+	if (err)
+		kt_seterr(errstr, errstr_size, err, "%llu problem(s) found; %llu record(s) affected",
+			  (unsigned long long)result->problems, (unsigned long long)result->records_affected);
+out:
+	result->seconds = (double)(kt_now_ns() - t0) / 1e9;
+	free(threads);
+	free(ctx.items);
+	for (size_t i = 0; i < snap_count; i++)
+		kt_store_snapshot_destroy(snaps[i]);
+	free(snaps);
+	kt_store_strv_free(listed, listed_count);
+	pthread_mutex_destroy(&ctx.lock);
+	return err;
+}
