@@ -31,6 +31,7 @@ static const struct kt_cli_command commands[] = {
 	/* KT_CLI_COMMANDS: one line per command, in the order `ktape --help`
 	 * lists them. */
 	{ "version", kt_cli_cmd_version, "print the version of ktape and its libraries" },
+	{ "sandbox", kt_cli_cmd_sandbox, "run an in-memory Kafka-protocol cluster for tests and trials" },
 };
 
 int kt_cli_exit_for(int err)
