@@ -1,0 +1,1188 @@
+/*
+ * mkvectors - writes format/vectors/: small valid and deliberately broken
+ * ktape segment, index and repository files, plus vectors.json and the
+ * README table that state what a reader must answer for each.
+ *
+ * This is a second, deliberately independent implementation of the format:
+ * it is written from format/segment.md and format/repository.md alone and
+ * shares no code with src/store, so that a misreading of the spec in one
+ * implementation shows up as a disagreement with the other.  It favours
+ * plainness over speed: every structure is built field by field into a
+ * growable buffer, and every broken file is a valid one with one precise
+ * defect (with the checksums around the defect recomputed where the defect
+ * must be caught by a rule other than a checksum).
+ *
+ * Output is deterministic: fixed timestamps, fixed "random" name parts, and
+ * zstd level 3 (the bytes of zstd blocks may differ with another libzstd
+ * version; readers only decompress them, so the expectations do not change).
+ *
+ * Usage: mkvectors OUTDIR   (normally format/vectors; `ninja vectors`)
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <jansson.h>
+#include <xxhash.h>
+#include <zstd.h>
+
+/* ---- a growable byte buffer ------------------------------------------- */
+
+struct buf {
+	uint8_t *p;
+	size_t len;
+	size_t cap;
+};
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fprintf(stderr, "mkvectors: ");
+	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, "\n");
+	va_end(ap);
+	exit(1);
+}
+
+static void buf_put(struct buf *b, const void *data, size_t n)
+{
+	if (b->len + n > b->cap) {
+		size_t cap = b->cap ? b->cap : 256;
+		while (cap < b->len + n)
+			cap *= 2;
+		b->p = realloc(b->p, cap);
+		if (!b->p)
+			die("out of memory");
+		b->cap = cap;
+	}
+	if (n)
+		memcpy(b->p + b->len, data, n);
+	b->len += n;
+}
+
+static void buf_puts(struct buf *b, const char *s)
+{
+	buf_put(b, s, strlen(s));
+}
+
+static void buf_free(struct buf *b)
+{
+	free(b->p);
+	memset(b, 0, sizeof(*b));
+}
+
+static void put_le(struct buf *b, uint64_t v, size_t n)
+{
+	uint8_t tmp[8];
+
+	for (size_t i = 0; i < n; i++)
+		tmp[i] = (uint8_t)(v >> (8 * i));
+	buf_put(b, tmp, n);
+}
+
+static void put_varint(struct buf *b, uint64_t v)
+{
+	uint8_t c;
+
+	do {
+		c = v & 0x7f;
+		v >>= 7;
+		if (v)
+			c |= 0x80;
+		buf_put(b, &c, 1);
+	} while (v);
+}
+
+static uint64_t xxh(const void *p, size_t n)
+{
+	return XXH3_64bits(p, n);
+}
+
+/* ---- records ------------------------------------------------------------ */
+
+struct vhdr {
+	const char *name;
+	size_t name_len;
+	const char *value; /* NULL: a null header value */
+	size_t value_len;
+};
+
+struct vrec {
+	int64_t offset;
+	int64_t ts;
+	int ts_type;
+	const char *key; /* NULL: null key */
+	size_t key_len;
+	const char *value; /* NULL: tombstone */
+	size_t value_len;
+	const struct vhdr *headers;
+	size_t header_count;
+};
+
+/* One precise defect planted in one record of a block. */
+struct tweak {
+	int rec;             /* record index within the block; -1: none */
+	uint8_t attr_or;     /* bits OR'ed into attributes */
+	uint64_t length_add; /* added to the record's length field */
+	int overlong_key_len; /* key_len written with one needless 0x80 byte */
+};
+
+static const struct tweak no_tweak = { .rec = -1 };
+
+static void encode_record(struct buf *out, const struct vrec *r, int64_t first_offset,
+			  int64_t min_ts, const struct tweak *tw, int idx)
+{
+	struct buf body = { 0 };
+	uint8_t attr = (uint8_t)(r->ts_type & 3);
+	int tweaked = tw && tw->rec == idx;
+
+	if (!r->key)
+		attr |= 1u << 2;
+	if (!r->value)
+		attr |= 1u << 3;
+	if (tweaked)
+		attr |= tw->attr_or;
+	buf_put(&body, &attr, 1);
+	put_varint(&body, (uint64_t)r->offset - (uint64_t)first_offset);
+	put_varint(&body, (uint64_t)r->ts - (uint64_t)min_ts);
+	if (r->key) {
+		if (tweaked && tw->overlong_key_len) {
+			/* The same value with a redundant continuation byte: the
+			 * value decodes fine but is not in shortest form. */
+			uint8_t two[2] = { (uint8_t)(0x80 | (r->key_len & 0x7f)),
+					   (uint8_t)(r->key_len >> 7) };
+			if (r->key_len >= 128)
+				die("overlong tweak needs a key shorter than 128 bytes");
+			buf_put(&body, two, 2);
+		} else {
+			put_varint(&body, r->key_len);
+		}
+		buf_put(&body, r->key, r->key_len);
+	}
+	if (r->value) {
+		put_varint(&body, r->value_len);
+		buf_put(&body, r->value, r->value_len);
+	}
+	put_varint(&body, r->header_count);
+	for (size_t i = 0; i < r->header_count; i++) {
+		const struct vhdr *h = &r->headers[i];
+		put_varint(&body, h->name_len);
+		buf_put(&body, h->name, h->name_len);
+		if (h->value) {
+			put_varint(&body, h->value_len + 1);
+			buf_put(&body, h->value, h->value_len);
+		} else {
+			put_varint(&body, 0);
+		}
+	}
+	put_varint(out, body.len + (tweaked ? tw->length_add : 0));
+	buf_put(out, body.p, body.len);
+	buf_free(&body);
+}
+
+/* ---- blocks ------------------------------------------------------------- */
+
+#define BLOCK_HEADER_SIZE 72
+#define SEEK_ENTRY_SIZE 64
+#define FOOTER_SIZE 80
+#define INDEX_ENTRY_SIZE 48
+
+struct blk {
+	uint8_t codec;
+	uint8_t flags;
+	uint16_t reserved;
+	uint32_t record_count;
+	uint32_t stored_size;
+	uint32_t raw_size;
+	uint32_t reserved2;
+	int64_t first_offset;
+	int64_t last_offset;
+	int64_t min_ts;
+	int64_t max_ts;
+	uint64_t payload_checksum;
+	struct buf payload; /* as stored */
+	const struct vrec *recs;
+	size_t n;
+};
+
+/* Builds a block from records with every field derived as segment.md
+ * section 2 says; a caller may then alter a field before serialising. */
+static void blk_build(struct blk *b, const struct vrec *recs, size_t n, int codec,
+		      const struct tweak *tw)
+{
+	struct buf raw = { 0 };
+
+	memset(b, 0, sizeof(*b));
+	b->recs = recs;
+	b->n = n;
+	b->codec = (uint8_t)codec;
+	b->record_count = (uint32_t)n;
+	b->first_offset = recs[0].offset;
+	b->last_offset = recs[n - 1].offset;
+	b->min_ts = b->max_ts = recs[0].ts;
+	for (size_t i = 1; i < n; i++) {
+		if (recs[i].ts < b->min_ts)
+			b->min_ts = recs[i].ts;
+		if (recs[i].ts > b->max_ts)
+			b->max_ts = recs[i].ts;
+	}
+	for (size_t i = 0; i < n; i++)
+		encode_record(&raw, &recs[i], b->first_offset, b->min_ts, tw, (int)i);
+	b->raw_size = (uint32_t)raw.len;
+	if (codec == 0) {
+		b->payload = raw;
+	} else {
+		size_t cap = ZSTD_compressBound(raw.len);
+		uint8_t *z = malloc(cap);
+		size_t zn;
+
+		if (!z)
+			die("out of memory");
+		zn = ZSTD_compress(z, cap, raw.p, raw.len, 3);
+		if (ZSTD_isError(zn))
+			die("zstd: %s", ZSTD_getErrorName(zn));
+		buf_put(&b->payload, z, zn);
+		free(z);
+		buf_free(&raw);
+	}
+	b->stored_size = (uint32_t)b->payload.len;
+	b->payload_checksum = xxh(b->payload.p, b->payload.len);
+}
+
+static void blk_put_header(struct buf *out, const struct blk *b)
+{
+	size_t start = out->len;
+
+	buf_put(out, "KTBK", 4);
+	put_le(out, b->codec, 1);
+	put_le(out, b->flags, 1);
+	put_le(out, b->reserved, 2);
+	put_le(out, b->record_count, 4);
+	put_le(out, b->stored_size, 4);
+	put_le(out, b->raw_size, 4);
+	put_le(out, b->reserved2, 4);
+	put_le(out, (uint64_t)b->first_offset, 8);
+	put_le(out, (uint64_t)b->last_offset, 8);
+	put_le(out, (uint64_t)b->min_ts, 8);
+	put_le(out, (uint64_t)b->max_ts, 8);
+	put_le(out, b->payload_checksum, 8);
+	put_le(out, xxh(out->p + start, 64), 8);
+}
+
+/* ---- segments ----------------------------------------------------------- */
+
+#define MAX_BLOCKS 8
+
+struct seg {
+	uint16_t version;
+	uint32_t flags;
+	int32_t partition;
+	const char *topic;
+	int64_t created_ms;
+	size_t nblocks;
+	struct blk blocks[MAX_BLOCKS];
+};
+
+/* Where things landed in the serialised file, to aim byte flips. */
+struct layout {
+	uint64_t block_off[MAX_BLOCKS];
+	uint64_t seek_off;
+	uint64_t footer_off;
+	uint64_t size;
+	uint64_t segment_checksum;
+};
+
+static const char TOPIC[] = "orders";
+static const int64_t CREATED_MS = 1763775134123;
+
+static void seg_init(struct seg *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->version = 1;
+	s->partition = 3;
+	s->topic = TOPIC;
+	s->created_ms = CREATED_MS;
+}
+
+static void seg_free(struct seg *s)
+{
+	for (size_t i = 0; i < s->nblocks; i++)
+		buf_free(&s->blocks[i].payload);
+}
+
+static void seg_put_header(struct buf *out, const struct seg *s)
+{
+	size_t l = strlen(s->topic);
+
+	buf_put(out, "KTAPESEG", 8);
+	put_le(out, s->version, 2);
+	put_le(out, 40 + l, 2);
+	put_le(out, s->flags, 4);
+	put_le(out, (uint32_t)s->partition, 4);
+	put_le(out, l, 2);
+	put_le(out, 0, 2);
+	put_le(out, (uint64_t)s->created_ms, 8);
+	buf_put(out, s->topic, l);
+	put_le(out, xxh(out->p, 32 + l), 8);
+}
+
+static void seg_serialize(const struct seg *s, struct buf *out, struct layout *lay)
+{
+	uint64_t records = 0;
+	int64_t min_ts = INT64_MAX, max_ts = INT64_MIN;
+	size_t footer_start;
+
+	memset(lay, 0, sizeof(*lay));
+	seg_put_header(out, s);
+	for (size_t i = 0; i < s->nblocks; i++) {
+		const struct blk *b = &s->blocks[i];
+		lay->block_off[i] = out->len;
+		blk_put_header(out, b);
+		buf_put(out, b->payload.p, b->payload.len);
+		records += b->record_count;
+		if (b->min_ts < min_ts)
+			min_ts = b->min_ts;
+		if (b->max_ts > max_ts)
+			max_ts = b->max_ts;
+	}
+	lay->seek_off = out->len;
+	buf_put(out, "KTSK", 4);
+	put_le(out, SEEK_ENTRY_SIZE, 4);
+	put_le(out, s->nblocks, 8);
+	for (size_t i = 0; i < s->nblocks; i++) {
+		const struct blk *b = &s->blocks[i];
+		put_le(out, lay->block_off[i], 8);
+		put_le(out, b->stored_size, 4);
+		put_le(out, b->raw_size, 4);
+		put_le(out, b->record_count, 4);
+		put_le(out, b->codec, 1);
+		put_le(out, 0, 3);
+		put_le(out, (uint64_t)b->first_offset, 8);
+		put_le(out, (uint64_t)b->last_offset, 8);
+		put_le(out, (uint64_t)b->min_ts, 8);
+		put_le(out, (uint64_t)b->max_ts, 8);
+		put_le(out, b->payload_checksum, 8);
+	}
+	lay->segment_checksum = xxh(out->p + lay->seek_off, out->len - lay->seek_off);
+	footer_start = out->len;
+	lay->footer_off = footer_start;
+	put_le(out, lay->seek_off, 8);
+	put_le(out, s->nblocks, 8);
+	put_le(out, records, 8);
+	put_le(out, s->nblocks ? (uint64_t)s->blocks[0].first_offset : (uint64_t)-1, 8);
+	put_le(out, s->nblocks ? (uint64_t)s->blocks[s->nblocks - 1].last_offset : (uint64_t)-1, 8);
+	put_le(out, (uint64_t)min_ts, 8);
+	put_le(out, (uint64_t)max_ts, 8);
+	put_le(out, lay->segment_checksum, 8);
+	put_le(out, xxh(out->p + footer_start, 64), 8);
+	buf_put(out, "KTSEGEND", 8);
+	lay->size = out->len;
+}
+
+/* The index of section 5 for a serialised segment. */
+static void index_serialize(const struct seg *s, const struct layout *lay, uint16_t version,
+			    struct buf *out)
+{
+	int64_t running = INT64_MIN;
+	size_t entries;
+
+	buf_put(out, "KTAPEIDX", 8);
+	put_le(out, version, 2);
+	put_le(out, 0, 2);
+	put_le(out, INDEX_ENTRY_SIZE, 4);
+	put_le(out, s->nblocks, 8);
+	put_le(out, lay->size, 8);
+	put_le(out, lay->segment_checksum, 8);
+	put_le(out, xxh(out->p, 40), 8);
+	entries = out->len;
+	for (size_t i = 0; i < s->nblocks; i++) {
+		const struct blk *b = &s->blocks[i];
+		if (b->max_ts > running)
+			running = b->max_ts;
+		put_le(out, (uint64_t)b->first_offset, 8);
+		put_le(out, (uint64_t)b->last_offset, 8);
+		put_le(out, lay->block_off[i], 8);
+		put_le(out, (uint64_t)b->min_ts, 8);
+		put_le(out, (uint64_t)b->max_ts, 8);
+		put_le(out, (uint64_t)running, 8);
+	}
+	put_le(out, xxh(out->p + entries, out->len - entries), 8);
+}
+
+/* ---- output ------------------------------------------------------------- */
+
+static const char *outdir;
+
+static void mkdirs(const char *rel)
+{
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s/%s", outdir, rel);
+	for (char *p = path + strlen(outdir) + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(path, 0755) != 0 && errno != EEXIST)
+			die("mkdir %s: %s", path, strerror(errno));
+		*p = '/';
+	}
+}
+
+static void write_file(const char *rel, const void *data, size_t len)
+{
+	char path[4096];
+	FILE *f;
+
+	mkdirs(rel);
+	snprintf(path, sizeof(path), "%s/%s", outdir, rel);
+	f = fopen(path, "wb");
+	if (!f)
+		die("%s: %s", path, strerror(errno));
+	if (len && fwrite(data, 1, len, f) != len)
+		die("%s: short write", path);
+	if (fclose(f) != 0)
+		die("%s: %s", path, strerror(errno));
+}
+
+/* ---- expectations ------------------------------------------------------- */
+
+/* What a reader must answer when opening with one set of flags. */
+struct expect {
+	const char *open;      /* "OK" or a KT_E* name */
+	size_t records;        /* records kt_store_reader_next returns first */
+	const char *read;      /* after them: "OK" (end) or a KT_E* name */
+	const char *verify;    /* kt_store_reader_verify's outcome */
+	uint64_t bad_blocks;   /* as verify counts them */
+	size_t blocks;         /* blocks the reader exposes (info) */
+	int sealed;
+};
+
+static json_t *segments_json;
+static struct buf readme_rows;
+
+static json_t *hex_or_null(const char *p, size_t n)
+{
+	static const char digits[] = "0123456789abcdef";
+	char *s;
+	json_t *j;
+
+	if (!p)
+		return json_null();
+	s = malloc(2 * n + 1);
+	if (!s)
+		die("out of memory");
+	for (size_t i = 0; i < n; i++) {
+		s[2 * i] = digits[(uint8_t)p[i] >> 4];
+		s[2 * i + 1] = digits[(uint8_t)p[i] & 15];
+	}
+	s[2 * n] = '\0';
+	j = json_string(s);
+	free(s);
+	return j;
+}
+
+static json_t *records_json(const struct seg *s)
+{
+	json_t *arr = json_array();
+
+	for (size_t b = 0; b < s->nblocks; b++) {
+		for (size_t i = 0; i < s->blocks[b].n; i++) {
+			const struct vrec *r = &s->blocks[b].recs[i];
+			json_t *hs = json_array();
+			for (size_t h = 0; h < r->header_count; h++)
+				json_array_append_new(hs, json_pack("{s:o,s:o}",
+					"name", hex_or_null(r->headers[h].name, r->headers[h].name_len),
+					"value", hex_or_null(r->headers[h].value, r->headers[h].value_len)));
+			json_array_append_new(arr, json_pack("{s:I,s:I,s:i,s:o,s:o,s:o}",
+				"offset", (json_int_t)r->offset, "timestamp", (json_int_t)r->ts,
+				"ts_type", r->ts_type,
+				"key", hex_or_null(r->key, r->key_len),
+				"value", hex_or_null(r->value, r->value_len),
+				"headers", hs));
+		}
+	}
+	return arr;
+}
+
+/* Record lists are shared between vectors (most broken files hold the same
+ * records): each distinct list is stored once under "record_sets", named
+ * after the first vector that holds it, and vectors name their set. */
+static json_t *record_sets;
+
+static const char *record_set(const char *vector, const struct seg *s)
+{
+	json_t *recs = records_json(s), *v;
+	const char *key;
+
+	json_object_foreach(record_sets, key, v) {
+		if (json_equal(v, recs)) {
+			json_decref(recs);
+			return key;
+		}
+	}
+	json_object_set_new(record_sets, vector, recs);
+	json_object_foreach(record_sets, key, v)
+		if (strcmp(key, vector) == 0)
+			return key;
+	die("record set %s vanished", vector);
+}
+
+/* Expected reader info over the first `blocks` blocks of s. */
+static json_t *info_json(const struct seg *s, size_t blocks, int sealed)
+{
+	uint64_t records = 0, raw = 0;
+	int64_t min_ts = INT64_MAX, max_ts = INT64_MIN;
+
+	for (size_t i = 0; i < blocks; i++) {
+		records += s->blocks[i].record_count;
+		raw += s->blocks[i].raw_size;
+		if (s->blocks[i].min_ts < min_ts)
+			min_ts = s->blocks[i].min_ts;
+		if (s->blocks[i].max_ts > max_ts)
+			max_ts = s->blocks[i].max_ts;
+	}
+	return json_pack("{s:s,s:i,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:b}",
+		"topic", s->topic, "partition", (int)s->partition,
+		"block_count", (json_int_t)blocks, "record_count", (json_int_t)records,
+		"raw_bytes", (json_int_t)raw,
+		"first_offset", (json_int_t)(blocks ? s->blocks[0].first_offset : -1),
+		"last_offset", (json_int_t)(blocks ? s->blocks[blocks - 1].last_offset : -1),
+		"min_ts", (json_int_t)min_ts, "max_ts", (json_int_t)max_ts,
+		"sealed", sealed);
+}
+
+static json_t *expect_json(const struct seg *s, const struct expect *e)
+{
+	json_t *j = json_pack("{s:s}", "open", e->open);
+
+	if (strcmp(e->open, "OK") == 0) {
+		json_object_set_new(j, "records", json_integer((json_int_t)e->records));
+		json_object_set_new(j, "read", json_string(e->read));
+		json_object_set_new(j, "verify", json_string(e->verify));
+		json_object_set_new(j, "bad_blocks", json_integer((json_int_t)e->bad_blocks));
+		json_object_set_new(j, "info", info_json(s, e->blocks, e->sealed));
+	}
+	return j;
+}
+
+static void readme_cell(const struct expect *e)
+{
+	char cell[256];
+
+	if (strcmp(e->open, "OK") == 0)
+		snprintf(cell, sizeof(cell), " OK; %zu records then %s; verify %s%s |", e->records,
+			 strcmp(e->read, "OK") == 0 ? "end" : e->read, e->verify,
+			 e->bad_blocks ? " (1 bad block)" : "");
+	else
+		snprintf(cell, sizeof(cell), " %s |", e->open);
+	buf_put(&readme_rows, cell, strlen(cell));
+}
+
+/* Records one segment vector: writes the files, the JSON entry and the
+ * README row.  idx may be NULL (no index file). */
+static void emit(const char *name, const char *what, const struct seg *s,
+		 const struct buf *file, const struct buf *idx,
+		 const struct expect *plain, const struct expect *recover)
+{
+	char rel[256], row[1024];
+	json_t *j;
+
+	snprintf(rel, sizeof(rel), "segments/%s.kts", name);
+	write_file(rel, file->p, file->len);
+	j = json_pack("{s:s,s:s,s:s*}", "name", name, "description", what, "file", rel);
+	if (idx) {
+		snprintf(rel, sizeof(rel), "segments/%s.kti", name);
+		write_file(rel, idx->p, idx->len);
+		json_object_set_new(j, "index", json_string(rel));
+	} else {
+		json_object_set_new(j, "index", json_null());
+	}
+	json_object_set_new(j, "plain", expect_json(s, plain));
+	json_object_set_new(j, "recover", expect_json(s, recover));
+	json_object_set_new(j, "records", json_string(record_set(name, s)));
+	json_object_set_new(j, "known_discrepancy", json_false());
+	json_array_append_new(segments_json, j);
+
+	snprintf(row, sizeof(row), "| `segments/%s.kts`%s | %s |", name,
+		 idx ? " + `.kti`" : "", what);
+	buf_put(&readme_rows, row, strlen(row));
+	readme_cell(plain);
+	readme_cell(recover);
+	buf_put(&readme_rows, "\n", 1);
+}
+
+/* ---- the record sets ---------------------------------------------------- */
+
+#define B(s) (s), (sizeof(s) - 1)
+
+static const struct vhdr dup_headers[] = {
+	{ B("trace"), B("a1") },
+	{ B("trace"), B("b2") },     /* duplicate name, kept in order */
+	{ B("nullv"), NULL, 0 },     /* null value */
+	{ B(""), B("") },            /* empty name, empty value */
+	{ B("bin\0\n"), B("\0\r\n\xff") },
+};
+
+static char big_value[300];
+
+/* Every record shape of segment.md 2.1 with an offset gap (104 -> 110 and
+ * 113 -> 120), out-of-order and negative timestamps, every ts_type. */
+static const struct vrec shapes[] = {
+	{ 100, 1763775134000, 0, B("k1"), B("v1"), NULL, 0 },
+	{ 101, 1763775134001, 0, NULL, 0, B("null key"), NULL, 0 },
+	{ 102, 1763775134002, 0, B(""), B(""), NULL, 0 },             /* empty key, empty value */
+	{ 103, 1763775134003, 0, B("gone"), NULL, 0, NULL, 0 },       /* tombstone */
+	{ 104, 1763775134004, 0, NULL, 0, NULL, 0, NULL, 0 },         /* null key and value */
+	{ 110, 1763775134010, 0, B("h"), B("headers"), dup_headers, 5 },
+	{ 111, 1763775000000, 0, B("\0\n\r\xff"), B("line1\nline2\0tail"), NULL, 0 }, /* earlier ts */
+	{ 112, -5000, 0, B("neg"), B("before 1970"), NULL, 0 },
+	{ 113, 1763775200000, 1, B("lat"), B("log append time"), NULL, 0 },
+	{ 120, -1, 2, B("nots"), B("no timestamp"), NULL, 0 },
+	{ 121, 1763775134121, 0, B("big"), big_value, sizeof(big_value), NULL, 0 },
+};
+#define NSHAPES (sizeof(shapes) / sizeof(shapes[0]))
+
+/* The same records with one value changed: a segment with the same size and
+ * shape as the multi-block one but other content (for a stale index). */
+static struct vrec shapes_other[NSHAPES];
+
+static const struct vrec offsets_not_increasing[] = {
+	{ 104, 1763775134004, 0, B("a"), B("1"), NULL, 0 },
+	{ 111, 1763775134005, 0, B("b"), B("2"), NULL, 0 },
+	{ 110, 1763775134006, 0, B("c"), B("3"), NULL, 0 },
+};
+
+static const struct vrec one_record[] = {
+	{ 0, 1763775134000, 0, B("key-0"), B("value-0"), NULL, 0 },
+};
+
+/* The multi-block layout used by most broken vectors: 4 + 3 + 4 records,
+ * zstd, none, zstd; block 1 is the one damaged. */
+static void seg_multi(struct seg *s, const struct vrec *recs, int codec_mid,
+		      const struct tweak *tw1)
+{
+	seg_init(s);
+	s->nblocks = 3;
+	blk_build(&s->blocks[0], recs, 4, 1, NULL);
+	blk_build(&s->blocks[1], recs + 4, 3, codec_mid, tw1);
+	blk_build(&s->blocks[2], recs + 7, 4, 1, NULL);
+}
+
+/* ---- vectors ------------------------------------------------------------ */
+
+static struct expect ok_all(size_t records, size_t blocks)
+{
+	struct expect e = { "OK", records, "OK", "OK", 0, blocks, 1 };
+	return e;
+}
+
+static struct expect fails(const char *code)
+{
+	struct expect e = { code, 0, NULL, NULL, 0, 0, 0 };
+	return e;
+}
+
+static void valid_vectors(void)
+{
+	struct seg s;
+	struct buf f = { 0 }, idx = { 0 };
+	struct layout lay;
+	struct expect e;
+
+	/* Empty segment: no blocks, 16-byte seek table, sentinel footer. */
+	seg_init(&s);
+	seg_serialize(&s, &f, &lay);
+	index_serialize(&s, &lay, 1, &idx);
+	e = ok_all(0, 0);
+	emit("valid-empty", "sealed segment with no blocks", &s, &f, &idx, &e, &e);
+	buf_free(&f);
+	buf_free(&idx);
+
+	seg_init(&s);
+	s.nblocks = 1;
+	blk_build(&s.blocks[0], one_record, 1, 0, NULL);
+	seg_serialize(&s, &f, &lay);
+	index_serialize(&s, &lay, 1, &idx);
+	e = ok_all(1, 1);
+	emit("valid-one-record", "one record, codec none", &s, &f, &idx, &e, &e);
+	buf_free(&f);
+	buf_free(&idx);
+	seg_free(&s);
+
+	for (int codec = 0; codec <= 1; codec++) {
+		seg_init(&s);
+		s.nblocks = 1;
+		blk_build(&s.blocks[0], shapes, NSHAPES, codec, NULL);
+		seg_serialize(&s, &f, &lay);
+		index_serialize(&s, &lay, 1, &idx);
+		e = ok_all(NSHAPES, 1);
+		emit(codec ? "valid-shapes-zstd" : "valid-shapes-none",
+		     codec ? "every record shape (null/empty key and value, tombstone, duplicate and null-valued headers, binary bytes, offset gaps, out-of-order and negative timestamps, LogAppendTime, no timestamp, 2-byte varints) in one zstd block"
+			   : "the same records in one block, codec none",
+		     &s, &f, &idx, &e, &e);
+		buf_free(&f);
+		buf_free(&idx);
+		seg_free(&s);
+	}
+
+	seg_multi(&s, shapes, 0, NULL);
+	seg_serialize(&s, &f, &lay);
+	index_serialize(&s, &lay, 1, &idx);
+	e = ok_all(NSHAPES, 3);
+	emit("valid-multi-block", "the same records in 3 blocks (zstd, none, zstd); block 1 holds the out-of-order timestamp", &s, &f, &idx, &e, &e);
+	buf_free(&idx);
+	emit("valid-no-index", "valid-multi-block without its index file", &s, &f, NULL, &e, &e);
+	buf_free(&f);
+	seg_free(&s);
+}
+
+/* A valid multi-block segment with one byte XOR'ed at position pos. */
+static void flip_vector(const char *name, const char *what, uint64_t (*where)(const struct layout *),
+			const struct expect *plain, const struct expect *recover)
+{
+	struct seg s;
+	struct buf f = { 0 }, idx = { 0 };
+	struct layout lay;
+
+	seg_multi(&s, shapes, 0, NULL);
+	seg_serialize(&s, &f, &lay);
+	index_serialize(&s, &lay, 1, &idx);
+	f.p[where(&lay)] ^= 0x01;
+	emit(name, what, &s, &f, &idx, plain, recover);
+	buf_free(&f);
+	buf_free(&idx);
+	seg_free(&s);
+}
+
+/* Byte positions for flips; +16 lands inside raw payload bytes of the
+ * uncompressed block 1, past its first record's length and attributes. */
+static uint64_t at_payload(const struct layout *l) { return l->block_off[1] + BLOCK_HEADER_SIZE + 6; }
+static uint64_t at_block_header(const struct layout *l) { return l->block_off[1] + 8; }
+static uint64_t at_file_header(const struct layout *l) { (void)l; return 33; }
+static uint64_t at_seek_table(const struct layout *l) { return l->seek_off + 16 + SEEK_ENTRY_SIZE + 24; }
+static uint64_t at_footer(const struct layout *l) { return l->footer_off + 16; }
+
+/* A multi-block segment with a defect planted in one record of block 1,
+ * every checksum valid: only the record rules can catch it. */
+static void record_vector(const char *name, const char *what, const struct vrec *recs,
+			  const struct tweak *tw)
+{
+	struct seg s;
+	struct buf f = { 0 }, idx = { 0 };
+	struct layout lay;
+	struct expect e = { "OK", 4, "KT_ECORRUPT", "KT_ECORRUPT", 1, 3, 1 };
+
+	seg_multi(&s, recs, 0, tw);
+	seg_serialize(&s, &f, &lay);
+	index_serialize(&s, &lay, 1, &idx);
+	emit(name, what, &s, &f, &idx, &e, &e);
+	buf_free(&f);
+	buf_free(&idx);
+	seg_free(&s);
+}
+
+/* One planted record defect per vector; record indexes are within block 1
+ * (shapes 4, 5, 6). */
+static const struct {
+	const char *name;
+	const char *what;
+	struct tweak tw;
+} record_defects[] = {
+	{ "bad-record-attr-reserved", "record 5 (2nd of block 1) has attributes bit 6 set",
+	  { .rec = 1, .attr_or = 1u << 6 } },
+	{ "bad-record-ts-type-3", "record 5 (2nd of block 1) has ts_type 3",
+	  { .rec = 1, .attr_or = 3 } },
+	{ "bad-record-length-overrun", "the last record of block 1 has a length 3 bytes past the block's end",
+	  { .rec = 2, .length_add = 3 } },
+	{ "bad-record-length-short", "the first record of block 1 has a length 1 byte longer than its fields (a byte left over inside the record)",
+	  { .rec = 0, .length_add = 1 } },
+	{ "bad-record-overlong-varint", "record 5 (2nd of block 1) writes key_len as a 2-byte varint (not shortest form)",
+	  { .rec = 1, .overlong_key_len = 1 } },
+};
+
+static void torn_vector(const char *name, const char *what, uint64_t cut_at,
+			size_t blocks_recovered, size_t records_recovered, int cut_from_end)
+{
+	struct seg s;
+	struct buf f = { 0 };
+	struct layout lay;
+	struct expect plain = fails("KT_ETRUNCATED");
+	struct expect rec = { "OK", records_recovered, "OK", "KT_ETRUNCATED", 0,
+			      blocks_recovered, 0 };
+
+	seg_multi(&s, shapes, 0, NULL);
+	seg_serialize(&s, &f, &lay);
+	f.len = cut_from_end ? f.len - cut_at : cut_at;
+	emit(name, what, &s, &f, NULL, &plain, &rec);
+	buf_free(&f);
+	seg_free(&s);
+}
+
+static void broken_vectors(void)
+{
+	struct seg s;
+	struct buf f = { 0 }, idx = { 0 };
+	struct layout lay;
+	struct expect load_fail = { "OK", 4, "KT_ECORRUPT", "KT_ECORRUPT", 1, 3, 1 };
+	struct expect corrupt = fails("KT_ECORRUPT");
+	struct expect torn = fails("KT_ETRUNCATED");
+	struct expect recovered_all = { "OK", NSHAPES, "OK", "KT_ETRUNCATED", 0, 3, 0 };
+	struct expect e;
+
+	flip_vector("bad-payload-flip", "one bit flipped in block 1's payload (payload checksum)",
+		    at_payload, &load_fail, &load_fail);
+	flip_vector("bad-block-header-flip", "one bit flipped in block 1's header record_count (header checksum)",
+		    at_block_header, &load_fail, &load_fail);
+	flip_vector("bad-file-header-flip", "one bit flipped in the topic name (file header checksum)",
+		    at_file_header, &corrupt, &corrupt);
+	flip_vector("bad-seek-table-flip", "one bit flipped in seek table entry 1 (segment checksum)",
+		    at_seek_table, &corrupt, &corrupt);
+	flip_vector("bad-footer-flip", "one bit flipped in the footer's record_count (footer checksum: torn)",
+		    at_footer, &torn, &recovered_all);
+
+	seg_multi(&s, shapes, 0, NULL);
+	seg_serialize(&s, &f, &lay);
+	torn_vector("torn-mid-block", "file cut in the middle of block 2's payload",
+		    lay.block_off[2] + BLOCK_HEADER_SIZE + 10, 2, 7, 0);
+	torn_vector("torn-mid-block-header", "file cut in the middle of block 1's header",
+		    lay.block_off[1] + 30, 1, 4, 0);
+	torn_vector("torn-mid-footer", "file cut 40 bytes before its end, inside the footer",
+		    40, 3, NSHAPES, 1);
+	torn_vector("torn-after-header", "only the file header was written (no block)",
+		    lay.block_off[0], 0, 0, 0);
+	buf_free(&f);
+	seg_free(&s);
+
+	/* Inside the header: at least 40 bytes, fewer than 40 + L. */
+	seg_multi(&s, shapes, 0, NULL);
+	seg_serialize(&s, &f, &lay);
+	f.len = 42;
+	emit("torn-in-header", "file cut inside the file header (42 of 46 bytes)", &s, &f, NULL,
+	     &torn, &torn);
+	f.len = 20;
+	e = fails("KT_EMAGIC");
+	emit("bad-short-file", "a 20-byte file with a right magic (shorter than 40 bytes)", &s, &f,
+	     NULL, &e, &e);
+	buf_free(&f);
+	seg_free(&s);
+
+	/* File header defects with the header checksum recomputed, so the
+	 * rule itself must catch them. */
+	seg_multi(&s, shapes, 0, NULL);
+	s.flags = 1u << 5;
+	seg_serialize(&s, &f, &lay);
+	emit("bad-header-flags", "file header flags bit 5 set, checksums valid", &s, &f, NULL,
+	     &corrupt, &corrupt);
+	buf_free(&f);
+	s.flags = 0;
+	s.version = 2;
+	seg_serialize(&s, &f, &lay);
+	e = fails("KT_EVERSION");
+	emit("bad-version-2", "file header version 2, checksums valid", &s, &f, NULL, &e, &e);
+	buf_free(&f);
+	s.version = 1;
+	seg_serialize(&s, &f, &lay);
+	f.p[7] = 'X';
+	e = fails("KT_EMAGIC");
+	emit("bad-magic", "file magic KTAPESEX", &s, &f, NULL, &e, &e);
+	buf_free(&f);
+
+	/* Block flags set, block header checksum recomputed (flags are not in
+	 * the seek table, so only the reserved-bit rule catches it). */
+	s.blocks[1].flags = 0x80;
+	seg_serialize(&s, &f, &lay);
+	index_serialize(&s, &lay, 1, &idx);
+	emit("bad-block-flags", "block 1 flags bit 7 set, checksums valid", &s, &f, &idx,
+	     &load_fail, &load_fail);
+	buf_free(&f);
+	buf_free(&idx);
+	s.blocks[1].flags = 0;
+
+	/* Indexes: a future version, a damaged one, one bound to another
+	 * segment.  Open falls back to the seek table; verify reports them. */
+	seg_serialize(&s, &f, &lay);
+	index_serialize(&s, &lay, 2, &idx);
+	e = ok_all(NSHAPES, 3);
+	e.verify = "KT_EVERSION";
+	emit("bad-index-version-2", "valid segment whose index has version 2 (checksum valid)",
+	     &s, &f, &idx, &e, &e);
+	buf_free(&idx);
+	index_serialize(&s, &lay, 1, &idx);
+	idx.p[48 + INDEX_ENTRY_SIZE + 40] ^= 0x04;
+	e.verify = "KT_ECORRUPT";
+	emit("bad-index-flip", "valid segment whose index has one bit flipped in entry 1's running_max_ts",
+	     &s, &f, &idx, &e, &e);
+	buf_free(&idx);
+	buf_free(&f);
+	seg_free(&s);
+
+	/* Stale index: the index of valid-multi-block next to a segment of the
+	 * same size and block layout whose content differs. */
+	{
+		struct seg other;
+		struct buf of = { 0 };
+		struct layout olay;
+
+		seg_multi(&s, shapes, 0, NULL);
+		seg_serialize(&s, &f, &lay);
+		index_serialize(&s, &lay, 1, &idx);
+		seg_multi(&other, shapes_other, 0, NULL);
+		seg_serialize(&other, &of, &olay);
+		if (of.len != f.len)
+			die("stale-index segments differ in size");
+		e = ok_all(NSHAPES, 3);
+		e.verify = "KT_ECORRUPT";
+		emit("bad-index-stale", "segment with one value changed next to valid-multi-block's index (same size and blocks, other segment_checksum)",
+		     &other, &of, &idx, &e, &e);
+		buf_free(&of);
+		buf_free(&f);
+		buf_free(&idx);
+		seg_free(&other);
+		seg_free(&s);
+	}
+
+	/* Record-level defects in block 1, every checksum valid. */
+	for (size_t i = 0; i < sizeof(record_defects) / sizeof(record_defects[0]); i++)
+		record_vector(record_defects[i].name, record_defects[i].what, shapes,
+			      &record_defects[i].tw);
+	{
+		struct vrec recs[NSHAPES];
+		memcpy(recs, shapes, sizeof(recs));
+		memcpy(recs + 4, offsets_not_increasing, sizeof(offsets_not_increasing));
+		record_vector("bad-record-offsets-decrease", "block 1 holds offsets 104, 111, 110 (header first 104, last 110)", recs, &no_tweak);
+	}
+
+}
+
+/* ---- repository vectors -------------------------------------------------- */
+
+static json_t *repo_json;
+
+/* Writes j as indented JSON with a final newline. */
+static void put_json_file(const char *rel, json_t *j)
+{
+	char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	struct buf b = { 0 };
+
+	if (!s)
+		die("json_dumps failed");
+	buf_put(&b, s, strlen(s));
+	buf_put(&b, "\n", 1);
+	write_file(rel, b.p, b.len);
+	buf_free(&b);
+	free(s);
+}
+
+static const char SNAP_ID[] = "20261122T013214123Z-9f3a0c1e";
+static const char SEG_REL[] = "segments/orders/3/00000000000000000000-5b0c9e2f7d41a8c3.kts";
+
+static json_t *marker(int version, const char *format)
+{
+	return json_pack("{s:s,s:i,s:s,s:I}", "format", format, "version", version,
+			 "id", "6b1d0c3e5f7a49e2a1c4d8b0f2e6a9c7",
+			 "created_ms", (json_int_t)CREATED_MS);
+}
+
+/* A manifest of repository.md section 4 for the one-record segment. */
+static json_t *manifest(int version, const char *seg_path, const struct seg *s,
+			const struct layout *lay)
+{
+	const struct blk *b = &s->blocks[0];
+	char sum[17];
+	json_t *ref, *part, *topic;
+
+	snprintf(sum, sizeof(sum), "%016" PRIx64, lay->segment_checksum);
+	ref = json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s}",
+		"path", seg_path,
+		"first_offset", (json_int_t)b->first_offset, "last_offset", (json_int_t)b->last_offset,
+		"min_ts", (json_int_t)b->min_ts, "max_ts", (json_int_t)b->max_ts,
+		"records", (json_int_t)b->record_count, "raw_bytes", (json_int_t)b->raw_size,
+		"file_size", (json_int_t)lay->size, "checksum", sum);
+	part = json_pack("{s:i,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:b,s:[o],s:[]}",
+		"partition", 3, "log_start_offset", (json_int_t)0, "start_offset", (json_int_t)0,
+		"end_offset", (json_int_t)(b->last_offset + 1),
+		"records", (json_int_t)b->record_count, "raw_bytes", (json_int_t)b->raw_size,
+		"min_ts", (json_int_t)b->min_ts, "max_ts", (json_int_t)b->max_ts,
+		"complete", 1, "segments", ref, "gaps");
+	topic = json_pack("{s:s,s:i,s:i,s:{s:s},s:[o]}",
+		"name", TOPIC, "partition_count", 4, "replication_factor", 1,
+		"configs", "cleanup.policy", "delete", "partitions", part);
+	return json_pack("{s:s,s:i,s:s,s:n,s:s,s:I,s:I,s:s,s:s,s:[o],s:[{s:s,s:s,s:i,s:I,s:n}]}",
+		"format", "ktape-snapshot", "version", version, "id", SNAP_ID, "parent",
+		"kind", "full", "started_ms", (json_int_t)CREATED_MS,
+		"completed_ms", (json_int_t)(CREATED_MS + 2500),
+		"source", "localhost:9092", "tool_version", "0.1.0",
+		"topics", topic,
+		"groups", "group", "billing", "topic", TOPIC, "partition", 3,
+		"offset", (json_int_t)1, "metadata");
+}
+
+/* One repository vector: a directory with a marker and at most one
+ * manifest; expectations for kt_store_repo_open, for
+ * kt_store_snapshot_from_json on the manifest, and for loading it. */
+static void repo_vector(const char *name, const char *what, int marker_version,
+			const char *marker_format, int manifest_version, const char *seg_path,
+			const char *open, const char *from_json, const char *load,
+			const struct seg *s, const struct buf *segfile, const struct buf *idxfile,
+			const struct layout *lay)
+{
+	char rel[512], root[256], row[1024];
+	json_t *files = json_array(), *m, *j;
+
+	snprintf(root, sizeof(root), "repo/%s", name);
+	snprintf(rel, sizeof(rel), "%s/ktape-repository.json", root);
+	m = marker(marker_version, marker_format);
+	put_json_file(rel, m);
+	json_decref(m);
+	json_array_append_new(files, json_string("ktape-repository.json"));
+	if (manifest_version) {
+		snprintf(rel, sizeof(rel), "%s/snapshots/%s.json", root, SNAP_ID);
+		m = manifest(manifest_version, seg_path, s, lay);
+		put_json_file(rel, m);
+		json_decref(m);
+		snprintf(rel, sizeof(rel), "snapshots/%s.json", SNAP_ID);
+		json_array_append_new(files, json_string(rel));
+	}
+	if (segfile) {
+		char kti[512];
+		snprintf(rel, sizeof(rel), "%s/%s", root, SEG_REL);
+		write_file(rel, segfile->p, segfile->len);
+		snprintf(kti, sizeof(kti), "%s", SEG_REL);
+		memcpy(kti + strlen(kti) - 1, "i", 1);
+		snprintf(rel, sizeof(rel), "%s/%s", root, kti);
+		write_file(rel, idxfile->p, idxfile->len);
+		json_array_append_new(files, json_string(SEG_REL));
+		json_array_append_new(files, json_string(kti));
+	}
+	j = json_pack("{s:s,s:s,s:s,s:o,s:s}", "name", name, "description", what,
+		      "root", root, "files", files, "open", open);
+	if (manifest_version) {
+		snprintf(rel, sizeof(rel), "snapshots/%s.json", SNAP_ID);
+		json_object_set_new(j, "manifest", json_string(rel));
+		json_object_set_new(j, "snapshot", json_string(SNAP_ID));
+		json_object_set_new(j, "from_json", json_string(from_json));
+		json_object_set_new(j, "load", json_string(load));
+		json_object_set_new(j, "segment_path", json_string(seg_path));
+	}
+	json_object_set_new(j, "known_discrepancy", json_false());
+	json_array_append_new(repo_json, j);
+
+	snprintf(row, sizeof(row), "| `%s/` | %s | %s | %s | %s |\n", root, what, open,
+		 manifest_version ? from_json : "-", manifest_version ? load : "-");
+	buf_put(&readme_rows, row, strlen(row));
+}
+
+static void repo_vectors(void)
+{
+	struct seg s;
+	struct buf f = { 0 }, idx = { 0 };
+	struct layout lay;
+
+	seg_init(&s);
+	s.nblocks = 1;
+	blk_build(&s.blocks[0], one_record, 1, 0, NULL);
+	seg_serialize(&s, &f, &lay);
+	index_serialize(&s, &lay, 1, &idx);
+
+	buf_puts(&readme_rows, "\n| Repository | What it is | kt_store_repo_open | kt_store_snapshot_from_json | kt_store_repo_load_snapshot |\n|---|---|---|---|---|\n");
+	repo_vector("valid", "a repository with one full snapshot of one segment (valid-one-record as orders/3)",
+		    1, "ktape-repository", 1, SEG_REL, "OK", "OK", "OK", &s, &f, &idx, &lay);
+	repo_vector("future-marker", "repository marker with version 2",
+		    2, "ktape-repository", 0, NULL, "KT_EVERSION", NULL, NULL, &s, NULL, NULL, &lay);
+	repo_vector("wrong-format-marker", "repository marker whose format is \"ktape-snapshot\"",
+		    1, "ktape-snapshot", 0, NULL, "KT_EMAGIC", NULL, NULL, &s, NULL, NULL, &lay);
+	repo_vector("future-manifest", "valid marker, manifest with version 2",
+		    1, "ktape-repository", 2, SEG_REL, "OK", "KT_EVERSION", "KT_EVERSION", &s, NULL, NULL, &lay);
+	repo_vector("dotdot-manifest", "manifest whose segment path starts with \"../\"",
+		    1, "ktape-repository", 1, "../outside/00000000000000000000-5b0c9e2f7d41a8c3.kts",
+		    "OK", "KT_ECORRUPT", "KT_ECORRUPT", &s, NULL, NULL, &lay);
+	repo_vector("inner-dotdot-manifest", "manifest whose segment path climbs out through \"segments/../../\"",
+		    1, "ktape-repository", 1, "segments/../../etc/passwd",
+		    "OK", "KT_ECORRUPT", "KT_ECORRUPT", &s, NULL, NULL, &lay);
+	repo_vector("absolute-path-manifest", "manifest whose segment path is absolute",
+		    1, "ktape-repository", 1, "/etc/passwd",
+		    "OK", "KT_ECORRUPT", "KT_ECORRUPT", &s, NULL, NULL, &lay);
+	buf_free(&f);
+	buf_free(&idx);
+	seg_free(&s);
+}
+
+/* ---- README -------------------------------------------------------------- */
+
+static const char README_HEAD[] =
+"# ktape format test vectors\n"
+"\n"
+"Small files that exercise [segment.md](../segment.md) and\n"
+"[repository.md](../repository.md), with the outcome every reader must give.\n"
+"They are written by `tests/vectors/mkvectors.c`, an encoder built from the\n"
+"spec alone (it shares no code with `src/store`); regenerate them with\n"
+"`ninja -C <build> vectors` after a format change, in the same commit.\n"
+"`vectors.json` holds the same expectations, and every record a valid\n"
+"vector holds, for `tests/unit/test_store_vectors.c`.\n"
+"\n"
+"Conventions: all segments are topic `orders`, partition 3, created at\n"
+"1763775134123. Most broken files are `valid-multi-block` (11 records in\n"
+"blocks of 4, 3 and 4: zstd, none, zstd) with one defect in block 1 or in the\n"
+"structures around the blocks; where the defect must be caught by a rule\n"
+"rather than a checksum, every checksum around it is recomputed. Bytes of zstd\n"
+"payloads may differ with another libzstd version; the decoded records and the\n"
+"expectations do not.\n"
+"\n"
+"Columns: *plain* is `kt_store_reader_open(path, 0)`, *recover* is\n"
+"`kt_store_reader_open(path, KT_STORE_OPEN_RECOVER)`. \"OK; N records then X;\n"
+"verify Y\" means open succeeds, `kt_store_reader_next` returns N records\n"
+"(equal to the first N listed in `vectors.json`) and then X (`end`: returns 0;\n"
+"otherwise that error), and `kt_store_reader_verify` on a fresh reader returns\n"
+"Y. Readers also expose in `kt_store_reader_info` the block and record counts,\n"
+"offsets, timestamps and `sealed` given in `vectors.json` under `info`.\n"
+"\n"
+"Disagreements found between `src/store` and these expectations are listed in\n"
+"[DISCREPANCIES.md](DISCREPANCIES.md) and marked `known_discrepancy` in\n"
+"`vectors.json`.\n"
+"\n"
+"| Segment | What it is | plain | recover |\n"
+"|---|---|---|---|\n";
+
+int main(int argc, char **argv)
+{
+	json_t *root;
+	struct buf readme = { 0 };
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: mkvectors OUTDIR\n");
+		return 2;
+	}
+	outdir = argv[1];
+	for (size_t i = 0; i < sizeof(big_value); i++)
+		big_value[i] = (char)('a' + i % 26);
+	memcpy(shapes_other, shapes, sizeof(shapes));
+	/* Same length, other bytes, in the uncompressed block 1, so the two
+	 * segments have the same size and layout. */
+	shapes_other[5].value = "HEADERS";
+
+	segments_json = json_array();
+	record_sets = json_object();
+	repo_json = json_array();
+	valid_vectors();
+	broken_vectors();
+	repo_vectors();
+
+	root = json_pack("{s:i,s:o,s:o,s:o}", "format_version", 1, "segments", segments_json,
+			 "repositories", repo_json, "record_sets", record_sets);
+	put_json_file("vectors.json", root);
+	json_decref(root);
+
+	buf_put(&readme, README_HEAD, strlen(README_HEAD));
+	buf_put(&readme, readme_rows.p, readme_rows.len);
+	write_file("README.md", readme.p, readme.len);
+	buf_free(&readme);
+	buf_free(&readme_rows);
+	return 0;
+}
