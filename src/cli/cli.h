@@ -49,6 +49,10 @@ int kt_cli_usage_error(const char *cmd);
 /* Command entry points. */
 int kt_cli_cmd_version(int argc, char **argv);
 /* KT_CLI_PROTOTYPES: one line per command, added with the command. */
+int kt_cli_cmd_verify(int argc, char **argv);
+int kt_cli_cmd_prune(int argc, char **argv);
+int kt_cli_cmd_export(int argc, char **argv);
+int kt_cli_cmd_import(int argc, char **argv);
 int kt_cli_cmd_sandbox(int argc, char **argv);
 
 #endif /* KT_CLI_H */

@@ -30,6 +30,10 @@ const struct kt_log kt_cli_log = { cli_log_fn, NULL, KT_LOG_DEBUG };
 static const struct kt_cli_command commands[] = {
 	/* KT_CLI_COMMANDS: one line per command, in the order `ktape --help`
 	 * lists them. */
+	{ "verify", kt_cli_cmd_verify, "check every block, segment and manifest of a repository" },
+	{ "prune", kt_cli_cmd_prune, "remove old snapshots by policy, then unreferenced segments" },
+	{ "export", kt_cli_cmd_export, "write a snapshot as a self-contained tar archive" },
+	{ "import", kt_cli_cmd_import, "bring a snapshot archive into a repository" },
 	{ "version", kt_cli_cmd_version, "print the version of ktape and its libraries" },
 	{ "sandbox", kt_cli_cmd_sandbox, "run an in-memory Kafka-protocol cluster for tests and trials" },
 };
