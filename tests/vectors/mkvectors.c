@@ -558,16 +558,30 @@ static json_t *info_json(const struct seg *s, size_t blocks, int sealed)
 		"sealed", sealed);
 }
 
-static json_t *expect_json(const struct seg *s, const struct expect *e)
+static json_t *expect_json(const struct seg *s, const struct expect *e, size_t file_size)
 {
-	json_t *j = json_pack("{s:s}", "open", e->open);
+	json_t *j = json_pack("{s:s}", "open", e->open), *info;
 
 	if (strcmp(e->open, "OK") == 0) {
 		json_object_set_new(j, "records", json_integer((json_int_t)e->records));
 		json_object_set_new(j, "read", json_string(e->read));
 		json_object_set_new(j, "verify", json_string(e->verify));
 		json_object_set_new(j, "bad_blocks", json_integer((json_int_t)e->bad_blocks));
-		json_object_set_new(j, "info", info_json(s, e->blocks, e->sealed));
+		info = info_json(s, e->blocks, e->sealed);
+		json_object_set_new(info, "file_size", json_integer((json_int_t)file_size));
+		if (e->sealed) {
+			/* A sealed segment is named by its seek table's checksum;
+			 * serialising s again gives the same seek table. */
+			struct buf again = { 0 };
+			struct layout lay;
+			char sum[17];
+
+			seg_serialize(s, &again, &lay);
+			snprintf(sum, sizeof(sum), "%016" PRIx64, lay.segment_checksum);
+			json_object_set_new(info, "checksum", json_string(sum));
+			buf_free(&again);
+		}
+		json_object_set_new(j, "info", info);
 	}
 	return j;
 }
@@ -604,8 +618,8 @@ static void emit(const char *name, const char *what, const struct seg *s,
 	} else {
 		json_object_set_new(j, "index", json_null());
 	}
-	json_object_set_new(j, "plain", expect_json(s, plain));
-	json_object_set_new(j, "recover", expect_json(s, recover));
+	json_object_set_new(j, "plain", expect_json(s, plain, file->len));
+	json_object_set_new(j, "recover", expect_json(s, recover, file->len));
 	json_object_set_new(j, "records", json_string(record_set(name, s)));
 	json_object_set_new(j, "known_discrepancy", json_false());
 	json_array_append_new(segments_json, j);

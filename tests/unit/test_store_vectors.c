@@ -1,0 +1,594 @@
+/*
+ * test_store_vectors - runs the ktape reader over every file of
+ * format/vectors/ and asserts the outcome format/vectors/vectors.json states.
+ *
+ * The vectors come from tests/vectors/mkvectors.c, an encoder written from
+ * the spec alone, so this test is where the reader and the spec meet: a
+ * failure here means src/store and the format documents disagree.  A disagreement
+ * already written down in format/vectors/DISCREPANCIES.md is marked
+ * "known_discrepancy" in vectors.json and reported as skipped, not failed;
+ * any other disagreement fails.
+ *
+ * Each vector is one cmocka test named after it.  For a segment it opens
+ * the file with and without KT_STORE_OPEN_RECOVER and, when the open must
+ * succeed, compares kt_store_reader_info, every record returned (offset,
+ * timestamp and its type, key, value, headers, null versus empty), the code
+ * that ends the read, and kt_store_reader_verify on a fresh reader.  For a
+ * repository it copies the vector's files into a temporary directory (the
+ * store may create its lock and tmp/ there) and checks kt_store_repo_open,
+ * kt_store_snapshot_from_json and kt_store_repo_load_snapshot.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "kt_store.h"
+
+/* The state of one vector's test: its JSON entry and the first mismatch. */
+struct vec_case {
+	json_t *entry;   /* borrowed from the loaded vectors.json */
+	char msg[1024];  /* first mismatch, empty while everything agrees */
+};
+
+static json_t *vectors;      /* the whole vectors.json */
+static char vectors_dir[4096];
+
+/* Records the first mismatch and returns -1, so checks read
+ * `if (x != y) return mismatch(vc, ...)`. */
+static int mismatch(struct vec_case *vc, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static int mismatch(struct vec_case *vc, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (vc->msg[0] == '\0') {
+		va_start(ap, fmt);
+		vsnprintf(vc->msg, sizeof(vc->msg), fmt, ap);
+		va_end(ap);
+	}
+	return -1;
+}
+
+/* The KT_E* name (or "OK") of a return code, as vectors.json spells it. */
+static const char *code_name(int rc)
+{
+	static __thread char other[32];
+
+	switch (rc) {
+	case 0: return "OK";
+	case KT_ECORRUPT: return "KT_ECORRUPT";
+	case KT_ETRUNCATED: return "KT_ETRUNCATED";
+	case KT_EVERSION: return "KT_EVERSION";
+	case KT_EMAGIC: return "KT_EMAGIC";
+	case KT_ENOTFOUND: return "KT_ENOTFOUND";
+	case KT_ELOCKED: return "KT_ELOCKED";
+	case KT_ERANGE: return "KT_ERANGE";
+	case KT_EUSAGE: return "KT_EUSAGE";
+	case KT_EEXIST: return "KT_EEXIST";
+	default: break;
+	}
+	snprintf(other, sizeof(other), "code %d (%s)", rc, kt_strerror(rc));
+	return other;
+}
+
+static const char *jstr(const json_t *obj, const char *key)
+{
+	const char *s = json_string_value(json_object_get(obj, key));
+
+	return s ? s : "";
+}
+
+static int64_t jint(const json_t *obj, const char *key)
+{
+	return (int64_t)json_integer_value(json_object_get(obj, key));
+}
+
+/* Compares bytes (p, n; p NULL meaning null) with the JSON form: null or a
+ * lowercase hex string. */
+static int bytes_equal(const json_t *want, const void *p, size_t n)
+{
+	const char *hex;
+	const unsigned char *b = p;
+
+	if (json_is_null(want))
+		return p == NULL;
+	if (!p)
+		return 0;
+	hex = json_string_value(want);
+	if (!hex || strlen(hex) != 2 * n)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned v;
+		if (sscanf(hex + 2 * i, "%2x", &v) != 1 || v != b[i])
+			return 0;
+	}
+	return 1;
+}
+
+static int check_record(struct vec_case *vc, const char *mode, size_t i,
+			const json_t *want, const struct kt_record *rec)
+{
+	const json_t *headers = json_object_get(want, "headers");
+
+	if (rec->offset != jint(want, "offset"))
+		return mismatch(vc, "%s: record %zu: offset %" PRId64 ", expected %" PRId64,
+				mode, i, rec->offset, jint(want, "offset"));
+	if (rec->timestamp != jint(want, "timestamp") || rec->ts_type != (int)jint(want, "ts_type"))
+		return mismatch(vc, "%s: record %zu (offset %" PRId64 "): timestamp %" PRId64
+				" type %d, expected %" PRId64 " type %d", mode, i, rec->offset,
+				rec->timestamp, rec->ts_type, jint(want, "timestamp"),
+				(int)jint(want, "ts_type"));
+	if (!bytes_equal(json_object_get(want, "key"), rec->key, rec->key_len))
+		return mismatch(vc, "%s: record %zu (offset %" PRId64 "): key differs (%s, %zu bytes)",
+				mode, i, rec->offset, rec->key ? "non-null" : "null", rec->key_len);
+	if (!bytes_equal(json_object_get(want, "value"), rec->value, rec->value_len))
+		return mismatch(vc, "%s: record %zu (offset %" PRId64 "): value differs (%s, %zu bytes)",
+				mode, i, rec->offset, rec->value ? "non-null" : "null", rec->value_len);
+	if (rec->header_count != json_array_size(headers))
+		return mismatch(vc, "%s: record %zu (offset %" PRId64 "): %zu headers, expected %zu",
+				mode, i, rec->offset, rec->header_count, json_array_size(headers));
+	for (size_t h = 0; h < rec->header_count; h++) {
+		const json_t *wh = json_array_get(headers, h);
+		const struct kt_header *hd = &rec->headers[h];
+		if (!hd->name || !bytes_equal(json_object_get(wh, "name"), hd->name, hd->name_len))
+			return mismatch(vc, "%s: record %zu (offset %" PRId64 "): header %zu name differs",
+					mode, i, rec->offset, h);
+		if (!bytes_equal(json_object_get(wh, "value"), hd->value, hd->value_len))
+			return mismatch(vc, "%s: record %zu (offset %" PRId64 "): header %zu value differs (%s, %zu bytes)",
+					mode, i, rec->offset, h, hd->value ? "non-null" : "null",
+					hd->value_len);
+	}
+	return 0;
+}
+
+static int check_info(struct vec_case *vc, const char *mode, const json_t *want,
+		      const struct kt_store_segment_info *info)
+{
+	static const struct {
+		const char *key;
+		size_t off;
+		int is_signed;
+	} fields[] = {
+		{ "block_count", offsetof(struct kt_store_segment_info, block_count), 0 },
+		{ "record_count", offsetof(struct kt_store_segment_info, record_count), 0 },
+		{ "raw_bytes", offsetof(struct kt_store_segment_info, raw_bytes), 0 },
+		{ "file_size", offsetof(struct kt_store_segment_info, file_size), 0 },
+		{ "first_offset", offsetof(struct kt_store_segment_info, first_offset), 1 },
+		{ "last_offset", offsetof(struct kt_store_segment_info, last_offset), 1 },
+		{ "min_ts", offsetof(struct kt_store_segment_info, min_ts), 1 },
+		{ "max_ts", offsetof(struct kt_store_segment_info, max_ts), 1 },
+	};
+	const char *sum = json_string_value(json_object_get(want, "checksum"));
+
+	if (strcmp(info->topic, jstr(want, "topic")) != 0 ||
+	    info->partition != (int32_t)jint(want, "partition"))
+		return mismatch(vc, "%s: info topic %s partition %d, expected %s %d", mode,
+				info->topic, info->partition, jstr(want, "topic"),
+				(int)jint(want, "partition"));
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		int64_t got;
+		if (fields[i].is_signed)
+			memcpy(&got, (const char *)info + fields[i].off, sizeof(got));
+		else {
+			uint64_t u;
+			memcpy(&u, (const char *)info + fields[i].off, sizeof(u));
+			got = (int64_t)u;
+		}
+		if (got != jint(want, fields[i].key))
+			return mismatch(vc, "%s: info %s %" PRId64 ", expected %" PRId64, mode,
+					fields[i].key, got, jint(want, fields[i].key));
+	}
+	if (!info->sealed != !json_is_true(json_object_get(want, "sealed")))
+		return mismatch(vc, "%s: info sealed %d, expected %s", mode, info->sealed,
+				json_is_true(json_object_get(want, "sealed")) ? "sealed" : "unsealed");
+	if (sum) {
+		char got[17];
+		snprintf(got, sizeof(got), "%016" PRIx64, info->checksum);
+		if (strcmp(got, sum) != 0)
+			return mismatch(vc, "%s: info checksum %s, expected %s (XXH3-64 of the seek table)",
+					mode, got, sum);
+	}
+	return 0;
+}
+
+/* Reads every record, comparing with the vector's record set, and checks
+ * the code that ends the read. */
+static int check_read(struct vec_case *vc, const char *mode, struct kt_store_reader *reader,
+		      const json_t *want, const json_t *records)
+{
+	size_t expected = (size_t)jint(want, "records"), n = 0;
+	const struct kt_record *rec;
+	char errstr[512] = "";
+	int rc;
+
+	while ((rc = kt_store_reader_next(reader, &rec, errstr, sizeof(errstr))) == 1) {
+		if (n >= expected || n >= json_array_size(records))
+			return mismatch(vc, "%s: read returned a record at offset %" PRId64
+					" beyond the %zu expected", mode, rec->offset, expected);
+		if (check_record(vc, mode, n, json_array_get(records, n), rec) != 0)
+			return -1;
+		n++;
+	}
+	if (n != expected)
+		return mismatch(vc, "%s: read returned %zu records then %s (%s), expected %zu then %s",
+				mode, n, code_name(rc), errstr, expected, jstr(want, "read"));
+	if (strcmp(code_name(rc), jstr(want, "read")) != 0)
+		return mismatch(vc, "%s: after %zu records read ended with %s (%s), expected %s",
+				mode, n, code_name(rc), errstr, jstr(want, "read"));
+	if (rc < 0 && errstr[0] == '\0')
+		return mismatch(vc, "%s: read failed with %s but left errstr empty", mode,
+				code_name(rc));
+	return 0;
+}
+
+static void vector_path(char *buf, size_t size, const char *rel)
+{
+	int n = snprintf(buf, size, "%s/%s", vectors_dir, rel);
+
+	assert_true(n > 0 && (size_t)n < size);
+}
+
+/* One open mode ("plain" or "recover") of a segment vector. */
+static int check_segment_mode(struct vec_case *vc, const char *mode, unsigned flags)
+{
+	const json_t *want = json_object_get(vc->entry, mode);
+	const json_t *records = json_object_get(json_object_get(vectors, "record_sets"),
+						jstr(vc->entry, "records"));
+	struct kt_store_reader *reader = NULL;
+	char path[4096], errstr[512] = "";
+	uint64_t bad_blocks = 0;
+	int rc, ret = -1;
+
+	vector_path(path, sizeof(path), jstr(vc->entry, "file"));
+	rc = kt_store_reader_open(&reader, path, flags, errstr, sizeof(errstr));
+	if (strcmp(code_name(rc), jstr(want, "open")) != 0) {
+		mismatch(vc, "%s: open gave %s (%s), expected %s", mode, code_name(rc), errstr,
+			 jstr(want, "open"));
+		goto out;
+	}
+	if (rc != 0) {
+		/* An error must say where: at least the file is named. */
+		if (errstr[0] == '\0') {
+			mismatch(vc, "%s: open failed with %s but left errstr empty", mode,
+				 code_name(rc));
+			goto out;
+		}
+		ret = 0;
+		goto out;
+	}
+	if (check_info(vc, mode, json_object_get(want, "info"), kt_store_reader_info(reader)) != 0 ||
+	    check_read(vc, mode, reader, want, records) != 0)
+		goto out;
+
+	/* verify on a fresh reader, so that nothing the read loaded helps. */
+	kt_store_reader_destroy(reader);
+	reader = NULL;
+	rc = kt_store_reader_open(&reader, path, flags, errstr, sizeof(errstr));
+	if (rc != 0) {
+		mismatch(vc, "%s: second open gave %s (%s)", mode, code_name(rc), errstr);
+		goto out;
+	}
+	errstr[0] = '\0';
+	rc = kt_store_reader_verify(reader, &bad_blocks, errstr, sizeof(errstr));
+	if (strcmp(code_name(rc), jstr(want, "verify")) != 0) {
+		mismatch(vc, "%s: verify gave %s (%s), expected %s", mode, code_name(rc), errstr,
+			 jstr(want, "verify"));
+		goto out;
+	}
+	if (bad_blocks != (uint64_t)jint(want, "bad_blocks")) {
+		mismatch(vc, "%s: verify counted %" PRIu64 " bad blocks, expected %" PRId64, mode,
+			 bad_blocks, jint(want, "bad_blocks"));
+		goto out;
+	}
+	ret = 0;
+out:
+	kt_store_reader_destroy(reader);
+	return ret;
+}
+
+/* Ends a vector's test: passes, fails with the first mismatch, or skips a
+ * mismatch that DISCREPANCIES.md already records. */
+static void conclude(struct vec_case *vc)
+{
+	const char *name = jstr(vc->entry, "name");
+
+	if (vc->msg[0] == '\0')
+		return;
+	if (json_is_true(json_object_get(vc->entry, "known_discrepancy"))) {
+		print_message("[  KNOWN   ] %s: %s (see format/vectors/DISCREPANCIES.md)\n", name,
+			      vc->msg);
+		skip();
+	}
+	fail_msg("vector %s: %s", name, vc->msg);
+}
+
+static void test_segment_vector_gives_specified_outcome(void **state)
+{
+	struct vec_case *vc = *state;
+
+	if (check_segment_mode(vc, "plain", 0) == 0)
+		check_segment_mode(vc, "recover", KT_STORE_OPEN_RECOVER);
+	conclude(vc);
+}
+
+/* ---- repositories ------------------------------------------------------- */
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static int copy_file(const char *from, const char *to)
+{
+	FILE *in = fopen(from, "rb"), *out = NULL;
+	char buf[8192];
+	size_t n;
+	int rc = -1;
+
+	if (!in)
+		goto out;
+	out = fopen(to, "wb");
+	if (!out)
+		goto out;
+	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+		if (fwrite(buf, 1, n, out) != n)
+			goto out;
+	rc = ferror(in) ? -1 : 0;
+out:
+	if (in)
+		fclose(in);
+	if (out && fclose(out) != 0)
+		rc = -1;
+	return rc;
+}
+
+/* Copies the vector's files into dir, creating the layout's directories. */
+static void stage_repo(const json_t *entry, const char *dir)
+{
+	static const char *const subdirs[] = { "snapshots", "segments", "tmp" };
+	const json_t *files = json_object_get(entry, "files");
+	char from[4096], to[4096];
+	size_t i;
+	json_t *f;
+
+	for (i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
+		snprintf(to, sizeof(to), "%s/%s", dir, subdirs[i]);
+		assert_int_equal(mkdir(to, 0700), 0);
+	}
+	json_array_foreach(files, i, f) {
+		char rel[4096];
+		snprintf(rel, sizeof(rel), "%s/%s", jstr(entry, "root"), json_string_value(f));
+		vector_path(from, sizeof(from), rel);
+		snprintf(to, sizeof(to), "%s/%s", dir, json_string_value(f));
+		for (char *p = to + strlen(dir) + 1; *p; p++) {
+			if (*p == '/') {
+				*p = '\0';
+				if (mkdir(to, 0700) != 0)
+					assert_int_equal(errno, EEXIST);
+				*p = '/';
+			}
+		}
+		assert_int_equal(copy_file(from, to), 0);
+	}
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *data = NULL;
+	long size;
+
+	assert_non_null(f);
+	assert_int_equal(fseek(f, 0, SEEK_END), 0);
+	size = ftell(f);
+	assert_true(size >= 0);
+	rewind(f);
+	data = malloc((size_t)size + 1);
+	assert_non_null(data);
+	assert_int_equal(fread(data, 1, (size_t)size, f), (size_t)size);
+	data[size] = '\0';
+	fclose(f);
+	*len = (size_t)size;
+	return data;
+}
+
+/* The snapshot a valid manifest describes must name the vector's segment,
+ * and that segment must open with the checksum and size the manifest gives. */
+static int check_loaded_snapshot(struct vec_case *vc, const struct kt_store_repo *repo,
+				 const struct kt_store_snapshot *snap)
+{
+	const struct kt_store_topic *topic = kt_store_snapshot_find_topic(snap, "orders");
+	const struct kt_store_partition *part = topic ? kt_store_topic_find_partition(topic, 3) : NULL;
+	struct kt_store_reader *reader = NULL;
+	char abs[4096], errstr[512] = "";
+	int rc, ret = -1;
+
+	if (!part || part->segment_count != 1)
+		return mismatch(vc, "loaded snapshot lacks orders/3 with one segment");
+	if (strcmp(part->segments[0].path, jstr(vc->entry, "segment_path")) != 0)
+		return mismatch(vc, "segment path %s, expected %s", part->segments[0].path,
+				jstr(vc->entry, "segment_path"));
+	rc = kt_store_repo_abs_path(repo, part->segments[0].path, abs, sizeof(abs));
+	if (rc != 0)
+		return mismatch(vc, "kt_store_repo_abs_path(%s) gave %s", part->segments[0].path,
+				code_name(rc));
+	rc = kt_store_reader_open(&reader, abs, 0, errstr, sizeof(errstr));
+	if (rc != 0) {
+		mismatch(vc, "segment %s: open gave %s (%s)", abs, code_name(rc), errstr);
+		goto out;
+	}
+	if (kt_store_reader_info(reader)->checksum != part->segments[0].checksum ||
+	    kt_store_reader_info(reader)->file_size != part->segments[0].file_size) {
+		mismatch(vc, "segment %s: checksum or size differ from the manifest's", abs);
+		goto out;
+	}
+	ret = 0;
+out:
+	kt_store_reader_destroy(reader);
+	return ret;
+}
+
+static void check_repo(struct vec_case *vc, const char *dir)
+{
+	const json_t *entry = vc->entry;
+	struct kt_store_repo *repo = NULL;
+	struct kt_store_snapshot *snap = NULL;
+	char path[4096], errstr[512] = "";
+	char *json = NULL;
+	size_t len;
+	int rc;
+
+	rc = kt_store_repo_open(&repo, dir, 0, 0, errstr, sizeof(errstr));
+	if (strcmp(code_name(rc), jstr(entry, "open")) != 0) {
+		mismatch(vc, "kt_store_repo_open gave %s (%s), expected %s", code_name(rc), errstr,
+			 jstr(entry, "open"));
+		goto out;
+	}
+	if (!json_object_get(entry, "manifest"))
+		goto out;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, jstr(entry, "manifest"));
+	json = slurp(path, &len);
+	errstr[0] = '\0';
+	rc = kt_store_snapshot_from_json(json, len, &snap, errstr, sizeof(errstr));
+	if (strcmp(code_name(rc), jstr(entry, "from_json")) != 0) {
+		mismatch(vc, "kt_store_snapshot_from_json gave %s (%s), expected %s", code_name(rc),
+			 errstr, jstr(entry, "from_json"));
+		goto out;
+	}
+	kt_store_snapshot_destroy(snap);
+	snap = NULL;
+	if (!repo)
+		goto out;
+	errstr[0] = '\0';
+	rc = kt_store_repo_load_snapshot(repo, jstr(entry, "snapshot"), &snap, errstr, sizeof(errstr));
+	if (strcmp(code_name(rc), jstr(entry, "load")) != 0) {
+		mismatch(vc, "kt_store_repo_load_snapshot gave %s (%s), expected %s", code_name(rc),
+			 errstr, jstr(entry, "load"));
+		goto out;
+	}
+	if (rc == 0)
+		check_loaded_snapshot(vc, repo, snap);
+out:
+	kt_store_snapshot_destroy(snap);
+	kt_store_repo_destroy(repo);
+	free(json);
+}
+
+static void test_repository_vector_gives_specified_outcome(void **state)
+{
+	struct vec_case *vc = *state;
+	char dir[] = "/tmp/kt-vectors-XXXXXX";
+
+	assert_non_null(mkdtemp(dir));
+	stage_repo(vc->entry, dir);
+	check_repo(vc, dir);
+	assert_int_equal(nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
+	conclude(vc);
+}
+
+/* ---- the vectors' own consistency --------------------------------------- */
+
+/* Every .kts/.kti under format/vectors/segments is described in
+ * vectors.json, so that no vector silently goes untested. */
+static void test_every_vector_file_is_listed(void **state)
+{
+	const json_t *segs = json_object_get(vectors, "segments");
+	char dir[4096];
+	struct dirent *de;
+	size_t files = 0;
+	DIR *d;
+
+	(void)state;
+	vector_path(dir, sizeof(dir), "segments");
+	d = opendir(dir);
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL) {
+		char rel[4200];
+		size_t i;
+		json_t *e;
+		int found = 0;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(rel, sizeof(rel), "segments/%s", de->d_name);
+		json_array_foreach(segs, i, e)
+			if (strcmp(jstr(e, "file"), rel) == 0 || strcmp(jstr(e, "index"), rel) == 0)
+				found = 1;
+		if (!found) {
+			closedir(d);
+			fail_msg("%s is not described in vectors.json", rel);
+		}
+		files++;
+	}
+	closedir(d);
+	assert_true(files >= json_array_size(segs));
+}
+
+int main(void)
+{
+	const char *root = getenv("KT_SOURCE_ROOT");
+	json_t *segs, *repos, *e;
+	struct CMUnitTest *tests;
+	struct vec_case *cases;
+	json_error_t jerr;
+	char path[4200];
+	size_t n, i, k = 0;
+	int rc;
+
+	if (!root) {
+		fprintf(stderr, "KT_SOURCE_ROOT is not set (meson test sets it)\n");
+		return 1;
+	}
+	snprintf(vectors_dir, sizeof(vectors_dir), "%s/format/vectors", root);
+	snprintf(path, sizeof(path), "%s/vectors.json", vectors_dir);
+	vectors = json_load_file(path, 0, &jerr);
+	if (!vectors) {
+		fprintf(stderr, "%s:%d: %s\n", path, jerr.line, jerr.text);
+		return 1;
+	}
+	segs = json_object_get(vectors, "segments");
+	repos = json_object_get(vectors, "repositories");
+	n = json_array_size(segs) + json_array_size(repos) + 1;
+	tests = calloc(n, sizeof(*tests));
+	cases = calloc(n, sizeof(*cases));
+	if (!tests || !cases)
+		return 1;
+	json_array_foreach(segs, i, e) {
+		cases[k].entry = e;
+		tests[k] = (struct CMUnitTest){ jstr(e, "name"),
+			test_segment_vector_gives_specified_outcome, NULL, NULL, &cases[k] };
+		k++;
+	}
+	json_array_foreach(repos, i, e) {
+		cases[k].entry = e;
+		tests[k] = (struct CMUnitTest){ jstr(e, "root"),
+			test_repository_vector_gives_specified_outcome, NULL, NULL, &cases[k] };
+		k++;
+	}
+	tests[k++] = (struct CMUnitTest){ "test_every_vector_file_is_listed",
+		test_every_vector_file_is_listed, NULL, NULL, NULL };
+
+	rc = _cmocka_run_group_tests("store_vectors", tests, k, NULL, NULL);
+	free(tests);
+	free(cases);
+	json_decref(vectors);
+	return rc;
+}
