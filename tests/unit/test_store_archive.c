@@ -1,0 +1,206 @@
+/* Unit tests of snapshot export and import (format/archive.md). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <archive.h>
+#include <archive_entry.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "repo_fixture.h"
+
+/* Reads every record of every partition of a snapshot into a digest, so two
+ * repositories can be compared record for record. */
+static uint64_t snapshot_digest(struct kt_store_repo *repo, const char *id, uint64_t *records)
+{
+	struct kt_store_snapshot *snap = NULL;
+	char errstr[512];
+	uint64_t h = 1469598103934665603ULL;
+
+	*records = 0;
+	assert_int_equal(kt_store_repo_load_snapshot(repo, id, &snap, errstr, sizeof(errstr)), 0);
+	for (size_t t = 0; t < snap->topic_count; t++)
+		for (size_t p = 0; p < snap->topics[t].n_partitions; p++) {
+			struct kt_store_scan *scan = NULL;
+			const struct kt_record *rec;
+			int r;
+
+			assert_int_equal(kt_store_scan_create(&scan, repo, &snap->topics[t].partitions[p], NULL,
+							      errstr, sizeof(errstr)), 0);
+			while ((r = kt_store_scan_next(scan, &rec, errstr, sizeof(errstr))) == 1) {
+				const unsigned char *v = rec->value;
+				h = (h ^ (uint64_t)rec->offset) * 1099511628211ULL;
+				for (size_t i = 0; i < rec->value_len; i++)
+					h = (h ^ v[i]) * 1099511628211ULL;
+				(*records)++;
+			}
+			assert_int_equal(r, 0);
+			kt_store_scan_destroy(scan);
+		}
+	kt_store_snapshot_destroy(snap);
+	return h;
+}
+
+static void test_archive_round_trip_preserves_every_record(void **state)
+{
+	char src[256], dst[256], tarpath[300], errstr[512], id[64];
+	struct kt_store_repo *a = NULL, *b = NULL;
+	struct kt_store_snapshot *snap;
+	uint64_t ra, rb;
+
+	(void)state;
+	fixture_tmpdir(src, sizeof(src), "arch_src");
+	fixture_tmpdir(dst, sizeof(dst), "arch_dst");
+	snprintf(tarpath, sizeof(tarpath), "%s/snap.tar", dst);
+	assert_int_equal(kt_store_repo_open(&a, src, KT_STORE_REPO_CREATE | KT_STORE_REPO_LOCK, 0, errstr, sizeof(errstr)), 0);
+	snap = fixture_full_snapshot(a, "orders", 3, 300, 1700000000000LL, errstr, sizeof(errstr));
+	assert_non_null(snap);
+	for (int compression = KT_ARCHIVE_NONE; compression <= KT_ARCHIVE_GZIP; compression++) {
+		char repo_b[300];
+		int fd = open(tarpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+		assert_true(fd >= 0);
+		assert_int_equal(kt_store_repo_export(a, snap->id, fd, compression, errstr, sizeof(errstr)), 0);
+		close(fd);
+		snprintf(repo_b, sizeof(repo_b), "%s/repo%d", dst, compression);
+		assert_int_equal(kt_store_repo_open(&b, repo_b, KT_STORE_REPO_CREATE | KT_STORE_REPO_LOCK, 0, errstr, sizeof(errstr)), 0);
+		fd = open(tarpath, O_RDONLY);
+		assert_int_equal(kt_store_repo_import(b, fd, id, errstr, sizeof(errstr)), 0);
+		close(fd);
+		assert_string_equal(id, snap->id);
+		assert_int_equal(snapshot_digest(a, snap->id, &ra), snapshot_digest(b, snap->id, &rb));
+		assert_int_equal(ra, 900);
+		assert_int_equal(rb, 900);
+		/* A second import of the same archive is harmless. */
+		fd = open(tarpath, O_RDONLY);
+		assert_int_equal(kt_store_repo_import(b, fd, id, errstr, sizeof(errstr)), 0);
+		close(fd);
+		kt_store_repo_destroy(b);
+		b = NULL;
+	}
+	kt_store_snapshot_destroy(snap);
+	kt_store_repo_destroy(a);
+	fixture_rmrf(src);
+	fixture_rmrf(dst);
+}
+
+/* Writes a tar with the given entries (name, content) to path. */
+static void write_tar(const char *path, const char *const *names, size_t n, int symlink_last)
+{
+	struct archive *ar = archive_write_new();
+	static const char marker[] = "{\"format\":\"ktape-archive\",\"version\":1,\"snapshot\":\"x\"}";
+
+	archive_write_set_format_pax_restricted(ar);
+	assert_int_equal(archive_write_open_filename(ar, path), ARCHIVE_OK);
+	for (size_t i = 0; i < n; i++) {
+		struct archive_entry *e = archive_entry_new();
+		const char *body = i == 0 ? marker : "data";
+
+		archive_entry_set_pathname(e, names[i]);
+		if (symlink_last && i == n - 1) {
+			archive_entry_set_filetype(e, AE_IFLNK);
+			archive_entry_set_symlink(e, "/etc/passwd");
+			archive_entry_set_size(e, 0);
+			body = "";
+		} else {
+			archive_entry_set_filetype(e, AE_IFREG);
+			archive_entry_set_size(e, (la_int64_t)strlen(body));
+		}
+		archive_entry_set_perm(e, 0600);
+		assert_int_equal(archive_write_header(ar, e), ARCHIVE_OK);
+		if (*body)
+			archive_write_data(ar, body, strlen(body));
+		archive_entry_free(e);
+	}
+	archive_write_close(ar);
+	archive_write_free(ar);
+}
+
+static void test_import_refuses_entries_that_escape_the_repository(void **state)
+{
+	char dir[256], tarpath[300], repo_path[300], errstr[512], escaped[400];
+	struct kt_store_repo *repo = NULL;
+	char **ids = NULL;
+	size_t n = 0;
+	static const char *const dotdot[] = { "ktape-archive.json", "segments/../../escaped.kts" };
+	static const char *const absolute[] = { "ktape-archive.json", "/tmp/escaped.kts" };
+	static const char *const link[] = { "ktape-archive.json", "segments/t/0/x.kts" };
+	static const char *const stray[] = { "ktape-archive.json", "etc/cron.d/evil" };
+
+	(void)state;
+	fixture_tmpdir(dir, sizeof(dir), "arch_bad");
+	snprintf(tarpath, sizeof(tarpath), "%s/bad.tar", dir);
+	snprintf(repo_path, sizeof(repo_path), "%s/repo", dir);
+	snprintf(escaped, sizeof(escaped), "%s/escaped.kts", dir);
+	assert_int_equal(kt_store_repo_open(&repo, repo_path, KT_STORE_REPO_CREATE | KT_STORE_REPO_LOCK, 0, errstr, sizeof(errstr)), 0);
+	struct { const char *const *names; int symlink; } cases[] = {
+		{ dotdot, 0 }, { absolute, 0 }, { link, 1 }, { stray, 0 },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		write_tar(tarpath, cases[i].names, 2, cases[i].symlink);
+		int fd = open(tarpath, O_RDONLY);
+		assert_int_equal(kt_store_repo_import(repo, fd, NULL, errstr, sizeof(errstr)), KT_ECORRUPT);
+		close(fd);
+		assert_non_null(strstr(errstr, "refusing"));
+	}
+	assert_int_equal(access(escaped, F_OK), -1);
+	assert_int_equal(access("/tmp/escaped.kts", F_OK), -1);
+	assert_int_equal(kt_store_repo_list_snapshots(repo, &ids, &n, errstr, sizeof(errstr)), 0);
+	assert_int_equal(n, 0);
+	kt_store_strv_free(ids, n);
+	kt_store_repo_destroy(repo);
+	fixture_rmrf(dir);
+}
+
+static void test_import_of_a_torn_archive_publishes_nothing(void **state)
+{
+	char src[256], dst[256], tarpath[300], errstr[512];
+	struct kt_store_repo *a = NULL, *b = NULL;
+	struct kt_store_snapshot *snap;
+	struct stat st;
+	char **ids = NULL;
+	size_t n = 0;
+
+	(void)state;
+	fixture_tmpdir(src, sizeof(src), "arch_src");
+	fixture_tmpdir(dst, sizeof(dst), "arch_dst");
+	snprintf(tarpath, sizeof(tarpath), "%s/snap.tar", src);
+	assert_int_equal(kt_store_repo_open(&a, src, KT_STORE_REPO_CREATE | KT_STORE_REPO_LOCK, 0, errstr, sizeof(errstr)), 0);
+	snap = fixture_full_snapshot(a, "orders", 2, 300, 1700000000000LL, errstr, sizeof(errstr));
+	assert_non_null(snap);
+	int fd = open(tarpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_int_equal(kt_store_repo_export(a, snap->id, fd, KT_ARCHIVE_NONE, errstr, sizeof(errstr)), 0);
+	close(fd);
+	assert_int_equal(stat(tarpath, &st), 0);
+	/* Cut it at several points: before, inside and after the segments. */
+	for (int cut = 1; cut <= 3; cut++) {
+		assert_int_equal(truncate(tarpath, st.st_size * (4 - cut) / 4 - 700), 0);
+		assert_int_equal(kt_store_repo_open(&b, dst, KT_STORE_REPO_CREATE | KT_STORE_REPO_LOCK, 0, errstr, sizeof(errstr)), 0);
+		fd = open(tarpath, O_RDONLY);
+		assert_true(kt_store_repo_import(b, fd, NULL, errstr, sizeof(errstr)) < 0);
+		close(fd);
+		assert_int_equal(kt_store_repo_list_snapshots(b, &ids, &n, errstr, sizeof(errstr)), 0);
+		assert_int_equal(n, 0);
+		kt_store_strv_free(ids, n);
+		kt_store_repo_destroy(b);
+		b = NULL;
+	}
+	kt_store_snapshot_destroy(snap);
+	kt_store_repo_destroy(a);
+	fixture_rmrf(src);
+	fixture_rmrf(dst);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_archive_round_trip_preserves_every_record),
+		cmocka_unit_test(test_import_refuses_entries_that_escape_the_repository),
+		cmocka_unit_test(test_import_of_a_torn_archive_publishes_nothing),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

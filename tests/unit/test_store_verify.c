@@ -1,0 +1,353 @@
+/* Unit tests of kt_store_repo_verify() and kt_store_repo_prune(). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "repo_fixture.h"
+
+struct seen {
+	int count;
+	int64_t block;
+	uint64_t records;
+	int code;
+	size_t snapshots;
+	char message[512];
+};
+
+static void on_problem(void *opaque, const struct kt_store_verify_problem *p)
+{
+	struct seen *s = opaque;
+
+	if (s->count++ == 0) {
+		s->block = p->block;
+		s->records = p->records_affected;
+		s->code = p->code;
+		s->snapshots = p->snapshots_affected;
+		snprintf(s->message, sizeof(s->message), "%s", p->message);
+	}
+}
+
+static int run_verify(struct kt_store_repo *repo, int repair, struct seen *s,
+		      struct kt_store_verify_result *res)
+{
+	struct kt_store_verify_opts opts = { 0 };
+	char errstr[512];
+
+	memset(s, 0, sizeof(*s));
+	opts.threads = 2;
+	opts.repair = repair;
+	opts.on_problem = on_problem;
+	opts.opaque = s;
+	return kt_store_repo_verify(repo, NULL, 0, &opts, res, errstr, sizeof(errstr));
+}
+
+/* Absolute path of partition p's first segment in snap. */
+static void segment_abs(struct kt_store_repo *repo, const struct kt_store_snapshot *snap, int p,
+			char *abs, size_t size)
+{
+	assert_int_equal(kt_store_repo_abs_path(repo, snap->topics[0].partitions[p].segments[0].path,
+						abs, size), 0);
+}
+
+static void flip_byte(const char *path, off_t at)
+{
+	int fd = open(path, O_RDWR);
+	unsigned char b;
+
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &b, 1, at), 1);
+	b ^= 0x40;
+	assert_int_equal(pwrite(fd, &b, 1, at), 1);
+	close(fd);
+}
+
+static void test_verify_clean_repository_reports_nothing(void **state)
+{
+	char dir[256], errstr[512];
+	struct kt_store_repo *repo = NULL;
+	struct kt_store_snapshot *snap;
+	struct kt_store_verify_result res;
+	struct seen s;
+
+	(void)state;
+	fixture_tmpdir(dir, sizeof(dir), "verify");
+	assert_int_equal(kt_store_repo_open(&repo, dir, KT_STORE_REPO_CREATE | KT_STORE_REPO_LOCK, 0,
+					    errstr, sizeof(errstr)), 0);
+	snap = fixture_full_snapshot(repo, "orders", 3, 400, 1700000000000LL, errstr, sizeof(errstr));
+	assert_non_null(snap);
+	assert_int_equal(run_verify(repo, 0, &s, &res), 0);
+	assert_int_equal(s.count, 0);
+	assert_int_equal(res.snapshots, 1);
+	assert_int_equal(res.segments, 3);
+	assert_int_equal(res.records, 1200);
+	assert_true(res.blocks > 3);
+	kt_store_snapshot_destroy(snap);
+	kt_store_repo_destroy(repo);
+	fixture_rmrf(dir);
+}
+
+static void test_verify_names_the_damaged_block_and_its_records(void **state)
+{
+	char dir[256], errstr[512], abs[PATH_MAX];
+	struct kt_store_repo *repo = NULL;
+	struct kt_store_reader *reader = NULL;
+	struct kt_store_snapshot *snap;
+	struct kt_store_verify_result res;
+	struct seen s;
+
+	(void)state;
+	fixture_tmpdir(dir, sizeof(dir), "verify");
+	assert_int_equal(kt_store_repo_open(&repo, dir, KT_STORE_REPO_CREATE | KT_STORE_REPO_LOCK, 0,
+					    errstr, sizeof(errstr)), 0);
+	snap = fixture_full_snapshot(repo, "orders", 2, 400, 1700000000000LL, errstr, sizeof(errstr));
+	assert_non_null(snap);
+	segment_abs(repo, snap, 1, abs, sizeof(abs));
+	assert_int_equal(kt_store_reader_open(&reader, abs, 0, errstr, sizeof(errstr)), 0);
+	const struct kt_store_block_info *blk = kt_store_reader_block(reader, 1);
+	assert_non_null(blk);
+	off_t at = (off_t)blk->file_offset + 72 + blk->stored_size / 2; /* inside block 1's payload */
+	uint32_t lost = blk->record_count;
+	kt_store_reader_destroy(reader);
+	flip_byte(abs, at);
+
+	assert_int_equal(run_verify(repo, 0, &s, &res), KT_ECORRUPT);
+	assert_int_equal(s.count, 1);
+	assert_int_equal(s.block, 1);
+	assert_int_equal(s.records, lost);
+	assert_int_equal(res.records_affected, lost);
+	kt_store_snapshot_destroy(snap);
+	kt_store_repo_destroy(repo);
+	fixture_rmrf(dir);
+}
+
+static void test_verify_reports_missing_segment_with_all_its_records(void **state)
+{
+	char dir[256], errstr[512], abs[PATH_MAX];
+	struct kt_store_repo *repo = NULL;
+	struct kt_store_snapshot *snap;
+	struct kt_store_verify_result res;
+	struct seen s;
+
+	(void)state;
+	fixture_tmpdir(dir, sizeof(dir), "verify");
+	assert_int_equal(kt_store_repo_open(&repo, dir, KT_STORE_REPO_CREATE | KT_STORE_REPO_LOCK, 0,
+					    errstr, sizeof(errstr)), 0);
+	snap = fixture_full_snapshot(repo, "orders", 2, 100, 1700000000000LL, errstr, sizeof(errstr));
+	assert_non_null(snap);
+	segment_abs(repo, snap, 0, abs, sizeof(abs));
+	assert_int_equal(unlink(abs), 0);
+	assert_int_equal(run_verify(repo, 0, &s, &res), KT_ECORRUPT);
+	assert_int_equal(s.count, 1);
+	assert_int_equal(s.records, 100);
+	assert_non_null(strstr(s.message, "missing"));
+	kt_store_snapshot_destroy(snap);
+	kt_store_repo_destroy(repo);
+	fixture_rmrf(dir);
+}
+
+static void test_verify_repair_rebuilds_a_missing_index(void **state)
+{
+	char dir[256], errstr[512], abs[PATH_MAX], idx[PATH_MAX];
+	struct kt_store_repo *repo = NULL;
+	struct kt_store_snapshot *snap;
+	struct kt_store_verify_result res;
+	struct seen s;
+
+	(void)state;
+	fixture_tmpdir(dir, sizeof(dir), "verify");
+	assert_int_equal(kt_store_repo_open(&repo, dir, KT_STORE_REPO_CREATE | KT_STORE_REPO_LOCK, 0,
+					    errstr, sizeof(errstr)), 0);
+	snap = fixture_full_snapshot(repo, "orders", 1, 100, 1700000000000LL, errstr, sizeof(errstr));
+	assert_non_null(snap);
+	segment_abs(repo, snap, 0, abs, sizeof(abs));
+	assert_int_equal(kt_store_index_path(abs, idx, sizeof(idx)), 0);
+	assert_int_equal(unlink(idx), 0);
+	/* Without --repair: reported, nothing lost. */
+	assert_int_equal(run_verify(repo, 0, &s, &res), KT_ECORRUPT);
+	assert_int_equal(s.count, 1);
+	assert_int_equal(s.records, 0);
+	assert_int_equal(access(idx, F_OK), -1);
+	/* With --repair: rebuilt, and then clean. */
+	assert_int_equal(run_verify(repo, 1, &s, &res), 0);
+	assert_int_equal(res.indexes_repaired, 1);
+	assert_int_equal(access(idx, F_OK), 0);
+	assert_int_equal(run_verify(repo, 0, &s, &res), 0);
+	kt_store_snapshot_destroy(snap);
+	kt_store_repo_destroy(repo);
+	fixture_rmrf(dir);
+}
+
+static void test_verify_checks_a_shared_segment_once(void **state)
+{
+	char dir[256], errstr[512], abs[PATH_MAX];
+	struct kt_store_repo *repo = NULL;
+	struct kt_store_snapshot *full, *incr;
+	struct kt_store_verify_result res;
+	struct seen s;
+
+	(void)state;
+	fixture_tmpdir(dir, sizeof(dir), "verify");
+	assert_int_equal(kt_store_repo_open(&repo, dir, KT_STORE_REPO_CREATE | KT_STORE_REPO_LOCK, 0,
+					    errstr, sizeof(errstr)), 0);
+	full = fixture_full_snapshot(repo, "orders", 1, 100, 1700000000000LL, errstr, sizeof(errstr));
+	assert_non_null(full);
+	incr = fixture_continue(full);
+	assert_non_null(incr);
+	struct kt_store_partition *part = &incr->topics[0].partitions[0];
+	assert_int_equal(fixture_write_segment(repo, "orders", part, part->end_offset + 5, 50,
+					       errstr, sizeof(errstr)), 0);
+	assert_int_equal(kt_store_repo_commit_snapshot(repo, incr, errstr, sizeof(errstr)), 0);
+	assert_int_equal(run_verify(repo, 0, &s, &res), 0);
+	assert_int_equal(res.snapshots, 2);
+	assert_int_equal(res.segments, 2);
+	assert_int_equal(res.records, 150);
+	/* Damage to the shared segment is charged to both snapshots. */
+	segment_abs(repo, full, 0, abs, sizeof(abs));
+	assert_int_equal(unlink(abs), 0);
+	assert_int_equal(run_verify(repo, 0, &s, &res), KT_ECORRUPT);
+	assert_int_equal(s.snapshots, 2);
+	kt_store_snapshot_destroy(full);
+	kt_store_snapshot_destroy(incr);
+	kt_store_repo_destroy(repo);
+	fixture_rmrf(dir);
+}
+
+static void test_prune_keeps_shared_segments_and_drops_unreferenced_ones(void **state)
+{
+	char dir[256], errstr[512], abs_old[PATH_MAX], abs_mid[PATH_MAX], orphan[PATH_MAX];
+	struct kt_store_repo *repo = NULL;
+	struct kt_store_snapshot *a, *b, *c;
+	struct kt_store_prune_policy policy = { 0 };
+	struct kt_store_prune_result res;
+	struct kt_store_verify_result vres;
+	struct seen s;
+	char **ids = NULL;
+	size_t n = 0;
+
+	(void)state;
+	fixture_tmpdir(dir, sizeof(dir), "prune");
+	assert_int_equal(kt_store_repo_open(&repo, dir, KT_STORE_REPO_CREATE | KT_STORE_REPO_LOCK, 0,
+					    errstr, sizeof(errstr)), 0);
+	/* a: a full snapshot of topic "old" only. */
+	a = fixture_full_snapshot(repo, "old", 1, 50, 1700000000000LL, errstr, sizeof(errstr));
+	assert_non_null(a);
+	/* b: a full snapshot of "orders"; c continues b and adds a segment. */
+	b = fixture_full_snapshot(repo, "orders", 1, 50, 1700000100000LL, errstr, sizeof(errstr));
+	assert_non_null(b);
+	c = fixture_continue(b);
+	assert_non_null(c);
+	struct kt_store_partition *part = &c->topics[0].partitions[0];
+	assert_int_equal(fixture_write_segment(repo, "orders", part, part->end_offset, 50, errstr, sizeof(errstr)), 0);
+	assert_int_equal(kt_store_repo_commit_snapshot(repo, c, errstr, sizeof(errstr)), 0);
+	segment_abs(repo, a, 0, abs_old, sizeof(abs_old));
+	segment_abs(repo, b, 0, abs_mid, sizeof(abs_mid));
+	/* An orphan left by a capture that died before its commit. */
+	char rel[1024];
+	assert_int_equal(kt_store_repo_new_segment_path(repo, "orders", 0, 999, rel, sizeof(rel),
+							orphan, sizeof(orphan), errstr, sizeof(errstr)), 0);
+	FILE *f = fopen(orphan, "w");
+	assert_non_null(f);
+	fputs("torn", f);
+	fclose(f);
+
+	/* A dry run removes nothing. */
+	policy.keep_last = 1;
+	policy.dry_run = 1;
+	assert_int_equal(kt_store_repo_prune(repo, &policy, &res, errstr, sizeof(errstr)), 0);
+	assert_int_equal(res.snapshots_removed, 2);
+	assert_int_equal(res.segments_removed, 2);
+	assert_int_equal(access(abs_old, F_OK), 0);
+	assert_int_equal(access(orphan, F_OK), 0);
+	kt_store_prune_result_clear(&res);
+
+	policy.dry_run = 0;
+	assert_int_equal(kt_store_repo_prune(repo, &policy, &res, errstr, sizeof(errstr)), 0);
+	assert_int_equal(res.snapshots_removed, 2);
+	assert_int_equal(res.snapshots_kept, 1);
+	kt_store_prune_result_clear(&res);
+	assert_int_equal(access(abs_old, F_OK), -1);   /* only a needed it */
+	assert_int_equal(access(orphan, F_OK), -1);    /* nobody needed it */
+	assert_int_equal(access(abs_mid, F_OK), 0);    /* c still needs it */
+	assert_int_equal(kt_store_repo_list_snapshots(repo, &ids, &n, errstr, sizeof(errstr)), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(ids[0], c->id);
+	kt_store_strv_free(ids, n);
+	assert_int_equal(run_verify(repo, 0, &s, &vres), 0);
+	assert_int_equal(vres.records, 100);
+
+	kt_store_snapshot_destroy(a);
+	kt_store_snapshot_destroy(b);
+	kt_store_snapshot_destroy(c);
+	kt_store_repo_destroy(repo);
+	fixture_rmrf(dir);
+}
+
+static void test_prune_refuses_a_policy_that_keeps_nothing(void **state)
+{
+	char dir[256], errstr[512];
+	struct kt_store_repo *repo = NULL;
+	struct kt_store_prune_policy policy = { 0 };
+	struct kt_store_prune_result res;
+
+	(void)state;
+	fixture_tmpdir(dir, sizeof(dir), "prune");
+	assert_int_equal(kt_store_repo_open(&repo, dir, KT_STORE_REPO_CREATE, 0, errstr, sizeof(errstr)), 0);
+	assert_int_equal(kt_store_repo_prune(repo, &policy, &res, errstr, sizeof(errstr)), KT_EUSAGE);
+	assert_non_null(strstr(errstr, "keep"));
+	kt_store_repo_destroy(repo);
+	fixture_rmrf(dir);
+}
+
+static void test_prune_daily_keeps_newest_of_each_day(void **state)
+{
+	char dir[256], errstr[512];
+	struct kt_store_repo *repo = NULL;
+	struct kt_store_prune_policy policy = { 0 };
+	struct kt_store_prune_result res;
+	const int64_t day = 86400000LL;
+	struct kt_store_snapshot *snaps[4];
+
+	(void)state;
+	fixture_tmpdir(dir, sizeof(dir), "prune");
+	assert_int_equal(kt_store_repo_open(&repo, dir, KT_STORE_REPO_CREATE | KT_STORE_REPO_LOCK, 0,
+					    errstr, sizeof(errstr)), 0);
+	/* Two on day 0 (morning, evening), one on day 1, one on day 2. */
+	int64_t base = 1700006400000LL - 1700006400000LL % day;
+	int64_t when[4] = { base + 3600000, base + 20 * 3600000, base + day + 3600000, base + 2 * day + 3600000 };
+	for (int i = 0; i < 4; i++) {
+		snaps[i] = fixture_full_snapshot(repo, "t", 1, 5, when[i], errstr, sizeof(errstr));
+		assert_non_null(snaps[i]);
+		usleep(2000); /* ids are time-ordered */
+	}
+	policy.keep_daily = 3;
+	assert_int_equal(kt_store_repo_prune(repo, &policy, &res, errstr, sizeof(errstr)), 0);
+	assert_int_equal(res.snapshots_kept, 3);
+	assert_int_equal(res.removed_count, 1);
+	assert_string_equal(res.removed_ids[0], snaps[0]->id); /* day 0's morning */
+	kt_store_prune_result_clear(&res);
+	for (int i = 0; i < 4; i++)
+		kt_store_snapshot_destroy(snaps[i]);
+	kt_store_repo_destroy(repo);
+	fixture_rmrf(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_verify_clean_repository_reports_nothing),
+		cmocka_unit_test(test_verify_names_the_damaged_block_and_its_records),
+		cmocka_unit_test(test_verify_reports_missing_segment_with_all_its_records),
+		cmocka_unit_test(test_verify_repair_rebuilds_a_missing_index),
+		cmocka_unit_test(test_verify_checks_a_shared_segment_once),
+		cmocka_unit_test(test_prune_keeps_shared_segments_and_drops_unreferenced_ones),
+		cmocka_unit_test(test_prune_refuses_a_policy_that_keeps_nothing),
+		cmocka_unit_test(test_prune_daily_keeps_newest_of_each_day),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
