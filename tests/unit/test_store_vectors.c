@@ -17,6 +17,9 @@
  * repository it copies the vector's files into a temporary directory (the
  * store may create its lock and tmp/ there) and checks kt_store_repo_open,
  * kt_store_snapshot_from_json and kt_store_repo_load_snapshot.
+ *
+ * KT_VECTORS_VERBOSE=1 prints every error message the reader gives, to
+ * check by eye that each names the file, block and byte offset.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -226,6 +229,8 @@ static int check_read(struct vec_case *vc, const char *mode, struct kt_store_rea
 	if (n != expected)
 		return mismatch(vc, "%s: read returned %zu records then %s (%s), expected %zu then %s",
 				mode, n, code_name(rc), errstr, expected, jstr(want, "read"));
+	if (rc < 0 && getenv("KT_VECTORS_VERBOSE"))
+		print_message("%s: read: %s\n", mode, errstr);
 	if (strcmp(code_name(rc), jstr(want, "read")) != 0)
 		return mismatch(vc, "%s: after %zu records read ended with %s (%s), expected %s",
 				mode, n, code_name(rc), errstr, jstr(want, "read"));
@@ -255,6 +260,8 @@ static int check_segment_mode(struct vec_case *vc, const char *mode, unsigned fl
 
 	vector_path(path, sizeof(path), jstr(vc->entry, "file"));
 	rc = kt_store_reader_open(&reader, path, flags, errstr, sizeof(errstr));
+	if (rc != 0 && getenv("KT_VECTORS_VERBOSE"))
+		print_message("%s: open: %s\n", mode, errstr);
 	if (strcmp(code_name(rc), jstr(want, "open")) != 0) {
 		mismatch(vc, "%s: open gave %s (%s), expected %s", mode, code_name(rc), errstr,
 			 jstr(want, "open"));
@@ -284,6 +291,8 @@ static int check_segment_mode(struct vec_case *vc, const char *mode, unsigned fl
 	}
 	errstr[0] = '\0';
 	rc = kt_store_reader_verify(reader, &bad_blocks, errstr, sizeof(errstr));
+	if (rc != 0 && getenv("KT_VECTORS_VERBOSE"))
+		print_message("%s: verify: %s\n", mode, errstr);
 	if (strcmp(code_name(rc), jstr(want, "verify")) != 0) {
 		mismatch(vc, "%s: verify gave %s (%s), expected %s", mode, code_name(rc), errstr,
 			 jstr(want, "verify"));

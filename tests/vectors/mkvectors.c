@@ -87,6 +87,12 @@ static void put_le(struct buf *b, uint64_t v, size_t n)
 	buf_put(b, tmp, n);
 }
 
+static void set_le(uint8_t *p, uint64_t v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
 static void put_varint(struct buf *b, uint64_t v)
 {
 	uint8_t c;
@@ -285,6 +291,7 @@ struct seg {
 	uint32_t flags;
 	int32_t partition;
 	const char *topic;
+	size_t topic_len; /* 0: strlen(topic); set for a topic holding a NUL */
 	int64_t created_ms;
 	size_t nblocks;
 	struct blk blocks[MAX_BLOCKS];
@@ -319,7 +326,7 @@ static void seg_free(struct seg *s)
 
 static void seg_put_header(struct buf *out, const struct seg *s)
 {
-	size_t l = strlen(s->topic);
+	size_t l = s->topic_len ? s->topic_len : strlen(s->topic);
 
 	buf_put(out, "KTAPESEG", 8);
 	put_le(out, s->version, 2);
@@ -414,6 +421,31 @@ static void index_serialize(const struct seg *s, const struct layout *lay, uint1
 		put_le(out, (uint64_t)running, 8);
 	}
 	put_le(out, xxh(out->p + entries, out->len - entries), 8);
+}
+
+/* Checksums recomputed after a deliberate byte patch, so that the rule the
+ * patch breaks, not a checksum, is what a reader must catch. */
+static void rehash_file_header(struct buf *f, size_t topic_len)
+{
+	set_le(f->p + 32 + topic_len, xxh(f->p, 32 + topic_len), 8);
+}
+
+static void rehash_block_header(struct buf *f, uint64_t off)
+{
+	set_le(f->p + off + 64, xxh(f->p + off, 64), 8);
+}
+
+static void rehash_footer(struct buf *f, const struct layout *lay)
+{
+	set_le(f->p + lay->footer_off + 64, xxh(f->p + lay->footer_off, 64), 8);
+}
+
+/* After a seek table patch: a new segment checksum, then the footer's. */
+static void reseal(struct buf *f, const struct layout *lay)
+{
+	set_le(f->p + lay->footer_off + 56,
+	       xxh(f->p + lay->seek_off, lay->footer_off - lay->seek_off), 8);
+	rehash_footer(f, lay);
 }
 
 /* ---- output ------------------------------------------------------------- */
@@ -667,9 +699,11 @@ static const struct vrec shapes[] = {
  * shape as the multi-block one but other content (for a stale index). */
 static struct vrec shapes_other[NSHAPES];
 
+/* A duplicate offset: inside the block's [first, last] range, so only the
+ * "strictly increasing" rule catches it. */
 static const struct vrec offsets_not_increasing[] = {
 	{ 104, 1763775134004, 0, B("a"), B("1"), NULL, 0 },
-	{ 111, 1763775134005, 0, B("b"), B("2"), NULL, 0 },
+	{ 110, 1763775134005, 0, B("b"), B("2"), NULL, 0 },
 	{ 110, 1763775134006, 0, B("c"), B("3"), NULL, 0 },
 };
 
@@ -970,9 +1004,237 @@ static void broken_vectors(void)
 		struct vrec recs[NSHAPES];
 		memcpy(recs, shapes, sizeof(recs));
 		memcpy(recs + 4, offsets_not_increasing, sizeof(offsets_not_increasing));
-		record_vector("bad-record-offsets-decrease", "block 1 holds offsets 104, 111, 110 (header first 104, last 110)", recs, &no_tweak);
+		record_vector("bad-record-offset-repeated", "block 1 holds offsets 104, 110, 110 (header first 104, last 110)", recs, &no_tweak);
 	}
 
+}
+
+/* Byte patches of a valid multi-block segment that opening must refuse:
+ * the little-endian field of `width` bytes at `rel` from the start of the
+ * structure `fix` names gets `delta` added, then that structure's checksums
+ * are recomputed so that only the broken rule can catch the defect. */
+enum repair { FIX_FILE_HEADER, FIX_SEEK_TABLE, FIX_FOOTER };
+
+static void patch_vector(const char *name, const char *what, enum repair fix, uint64_t rel,
+			 size_t width, int64_t delta, const char *outcome)
+{
+	struct seg s;
+	struct buf f = { 0 };
+	struct layout lay;
+	struct expect e = fails(outcome);
+	uint64_t base = 0, v = 0;
+
+	seg_multi(&s, shapes, 0, NULL);
+	seg_serialize(&s, &f, &lay);
+	if (fix == FIX_SEEK_TABLE)
+		base = lay.seek_off;
+	else if (fix == FIX_FOOTER)
+		base = lay.footer_off;
+	for (size_t i = 0; i < width; i++)
+		v |= (uint64_t)f.p[base + rel + i] << (8 * i);
+	set_le(f.p + base + rel, v + (uint64_t)delta, width);
+	if (fix == FIX_FILE_HEADER)
+		rehash_file_header(&f, strlen(TOPIC));
+	else if (fix == FIX_SEEK_TABLE)
+		reseal(&f, &lay);
+	else
+		rehash_footer(&f, &lay);
+	emit(name, what, &s, &f, NULL, &e, &e);
+	buf_free(&f);
+	seg_free(&s);
+}
+
+/* A multi-block segment whose fields were changed in the structures before
+ * serialising, so header, seek table and footer agree with each other and
+ * only the rule named in `what` is broken. */
+static void struct_vector(const char *name, const char *what, struct seg *s,
+			  const struct expect *e)
+{
+	struct buf f = { 0 }, idx = { 0 };
+	struct layout lay;
+
+	seg_serialize(s, &f, &lay);
+	index_serialize(s, &lay, 1, &idx);
+	emit(name, what, s, &f, strcmp(e->open, "OK") == 0 ? &idx : NULL, e, e);
+	buf_free(&f);
+	buf_free(&idx);
+	seg_free(s);
+}
+
+static void structure_vectors(void)
+{
+	struct seg s;
+	struct buf f = { 0 };
+	struct layout lay;
+	struct expect corrupt = fails("KT_ECORRUPT");
+	struct expect load0 = { "OK", 0, "KT_ECORRUPT", "KT_ECORRUPT", 1, 3, 1 };
+	struct expect load1 = { "OK", 4, "KT_ECORRUPT", "KT_ECORRUPT", 1, 3, 1 };
+	struct expect e;
+
+	/* File header rules (row 3 and 5), header checksum recomputed. */
+	patch_vector("bad-version-0", "file header version 0, checksum valid",
+		     FIX_FILE_HEADER, 8, 2, -1, "KT_ECORRUPT");
+	patch_vector("bad-header-size", "file header header_size 47 instead of 46, checksum valid",
+		     FIX_FILE_HEADER, 10, 2, 1, "KT_ECORRUPT");
+	patch_vector("bad-header-reserved", "file header reserved u16 at byte 22 is 1, checksum valid",
+		     FIX_FILE_HEADER, 22, 2, 1, "KT_ECORRUPT");
+	seg_multi(&s, shapes, 0, NULL);
+	s.partition = -1;
+	struct_vector("bad-partition-negative", "file header partition -1, checksums valid", &s, &corrupt);
+	seg_multi(&s, shapes, 0, NULL);
+	s.topic = "ord\0rs";
+	s.topic_len = 6;
+	struct_vector("bad-topic-nul", "topic name holds a NUL byte (\"ord\\0rs\"), checksums valid", &s, &corrupt);
+
+	/* Seek table and footer rules (rows 7-11), checked at open. */
+	patch_vector("bad-seek-entry-size", "seek table entry_size 65, segment and footer checksums valid",
+		     FIX_SEEK_TABLE, 4, 4, 1, "KT_EVERSION");
+	patch_vector("bad-seek-magic", "seek table magic KTSX, segment and footer checksums valid",
+		     FIX_SEEK_TABLE, 3, 1, 'X' - 'K', "KT_ECORRUPT");
+	patch_vector("bad-seek-not-contiguous", "seek table entry 1's file_offset one byte late, checksums valid",
+		     FIX_SEEK_TABLE, 16 + SEEK_ENTRY_SIZE, 8, 1, "KT_ECORRUPT");
+	patch_vector("bad-seek-block-count", "seek table block_count 4 for 3 entries (footer says 3), checksums valid",
+		     FIX_SEEK_TABLE, 8, 8, 1, "KT_ECORRUPT");
+	patch_vector("bad-footer-record-count", "footer record_count 12 for 11 records, footer checksum valid",
+		     FIX_FOOTER, 16, 8, 1, "KT_ECORRUPT");
+	patch_vector("bad-footer-seek-offset", "footer seek_table_offset 8 bytes early, footer checksum valid",
+		     FIX_FOOTER, 0, 8, -8, "KT_ECORRUPT");
+	patch_vector("bad-footer-min-ts", "footer min_ts one less than the blocks' minimum, footer checksum valid",
+		     FIX_FOOTER, 40, 8, -1, "KT_ECORRUPT");
+
+	/* Entry rules checked at open, though the block header agrees. */
+	seg_multi(&s, shapes, 0, NULL);
+	s.blocks[1].codec = 2;
+	struct_vector("bad-codec-unknown", "block 1 codec 2 in its header and seek table entry, checksums valid", &s, &corrupt);
+	seg_multi(&s, shapes, 0, NULL);
+	s.blocks[1].raw_size += 1;
+	struct_vector("bad-codec-none-sizes", "block 1 (codec none) raw_size one more than stored_size everywhere, checksums valid", &s, &corrupt);
+	{
+		static struct vrec overlap[NSHAPES];
+		memcpy(overlap, shapes, sizeof(shapes));
+		/* Block 1 starts at offset 103, block 0's last. */
+		overlap[4].offset = 103;
+		seg_multi(&s, overlap, 0, NULL);
+		struct_vector("bad-blocks-overlap", "block 1's first_offset (103) equals block 0's last_offset", &s, &corrupt);
+	}
+
+	/* Block rules checked at load (rows 13-16). */
+	seg_multi(&s, shapes, 0, NULL);
+	s.blocks[0].raw_size += 1;
+	e = load0;
+	struct_vector("bad-zstd-raw-size", "block 0 (zstd) raw_size one more than the frame's content, checksums valid", &s, &e);
+	seg_multi(&s, shapes, 0, NULL);
+	s.blocks[1].record_count = 2;
+	struct_vector("bad-record-count", "block 1 says 2 records (header, entry, footer) but holds 3", &s, &load1);
+	seg_multi(&s, shapes, 0, NULL);
+	s.blocks[1].max_ts += 1;
+	struct_vector("bad-max-ts-not-attained", "block 1 max_ts one more than its largest timestamp (header, entry, index)", &s, &load1);
+
+	/* A block header that disagrees with its seek table entry. */
+	seg_multi(&s, shapes, 0, NULL);
+	seg_serialize(&s, &f, &lay);
+	{
+		struct buf idx = { 0 };
+		index_serialize(&s, &lay, 1, &idx);
+		set_le(f.p + lay.block_off[1] + 48, (uint64_t)(s.blocks[1].max_ts + 1), 8);
+		rehash_block_header(&f, lay.block_off[1]);
+		emit("bad-block-entry-disagree", "block 1 header max_ts differs from its seek table entry, header checksum valid",
+		     &s, &f, &idx, &load1, &load1);
+		buf_free(&idx);
+	}
+	buf_free(&f);
+	seg_free(&s);
+}
+
+/* Torn files whose recovery walk must stop early (segment.md section 7). */
+static void recovery_vectors(void)
+{
+	struct seg s;
+	struct buf f = { 0 };
+	struct layout lay;
+	struct expect torn = fails("KT_ETRUNCATED");
+	struct expect one_block = { "OK", 4, "OK", "KT_ETRUNCATED", 0, 1, 0 };
+	struct expect none = { "OK", 0, "OK", "KT_ETRUNCATED", 0, 0, 0 };
+	static struct vrec overlap[NSHAPES];
+
+	/* Block 1's flags set (header checksum valid): the walk must apply
+	 * the header rules, not only the checksum. */
+	seg_multi(&s, shapes, 0, NULL);
+	s.blocks[1].flags = 0x80;
+	seg_serialize(&s, &f, &lay);
+	f.len = lay.footer_off + 10;
+	emit("torn-bad-block-flags", "torn in the footer; block 1 has flags bit 7 set (header checksum valid)",
+	     &s, &f, NULL, &torn, &one_block);
+	buf_free(&f);
+	seg_free(&s);
+
+	seg_multi(&s, shapes, 0, NULL);
+	seg_serialize(&s, &f, &lay);
+	f.p[lay.block_off[1] + BLOCK_HEADER_SIZE + 6] ^= 0x01;
+	f.len = lay.block_off[2] + 20;
+	emit("torn-payload-flip", "cut inside block 2's header; block 1's payload has a flipped bit",
+	     &s, &f, NULL, &torn, &one_block);
+	buf_free(&f);
+	seg_free(&s);
+
+	memcpy(overlap, shapes, sizeof(shapes));
+	overlap[4].offset = 103;
+	seg_multi(&s, overlap, 0, NULL);
+	seg_serialize(&s, &f, &lay);
+	f.len = lay.footer_off + 79;
+	emit("torn-offsets-overlap", "cut 1 byte short of the end; block 1's first_offset (103) is not above block 0's last (103)",
+	     &s, &f, NULL, &torn, &one_block);
+	buf_free(&f);
+	seg_free(&s);
+
+	/* A block header checksum mismatch at block 0: nothing is accepted. */
+	seg_multi(&s, shapes, 0, NULL);
+	seg_serialize(&s, &f, &lay);
+	f.p[lay.block_off[0] + 40] ^= 0x10;
+	f.len = lay.seek_off;
+	emit("torn-first-block-bad", "no seek table or footer; block 0's header has a flipped bit",
+	     &s, &f, NULL, &torn, &none);
+	buf_free(&f);
+	seg_free(&s);
+}
+
+/* Values at the edges of their types, all valid: 64-bit timestamps from
+ * INT64_MIN to INT64_MAX in one block (ts_delta above INT64_MAX), offsets
+ * past 2^53 (exact only as integers), keys across the 1/2-byte varint
+ * boundary, a header-heavy record. */
+static char key127[127], key128[128];
+static const struct vhdr many_headers[] = {
+	{ B("a"), B("1") }, { B("a"), NULL, 0 }, { B("a"), B("") }, { B("b"), B("2") },
+	{ B("a"), B("1") }, { B("c"), B("3") }, { B("\xff"), B("\x00") }, { B("d"), B("4") },
+};
+static struct vrec extremes[] = {
+	{ 0, INT64_MIN, 0, B(""), NULL, 0, NULL, 0 },
+	{ 1, INT64_MAX, 1, NULL, 0, B(""), NULL, 0 },
+	{ 2, 0, 0, key127, sizeof(key127), key128, sizeof(key128), NULL, 0 },
+	{ 9007199254740993, -1, 2, key128, sizeof(key128), B("x"), many_headers, 8 },
+	{ 9007199254740994, 1, 0, B("k"), B("v"), NULL, 0 },
+};
+
+static void extreme_vectors(void)
+{
+	struct seg s;
+	struct buf f = { 0 }, idx = { 0 };
+	struct layout lay;
+	struct expect e = ok_all(5, 2);
+
+	memset(key127, 'K', sizeof(key127));
+	memset(key128, 'L', sizeof(key128));
+	seg_init(&s);
+	s.nblocks = 2;
+	blk_build(&s.blocks[0], extremes, 3, 1, NULL);
+	blk_build(&s.blocks[1], extremes + 3, 2, 0, NULL);
+	seg_serialize(&s, &f, &lay);
+	index_serialize(&s, &lay, 1, &idx);
+	emit("valid-extremes", "timestamps INT64_MIN..INT64_MAX in one zstd block, offsets past 2^53, keys of 127 and 128 bytes, 8 headers with duplicates and a null value",
+	     &s, &f, &idx, &e, &e);
+	buf_free(&f);
+	buf_free(&idx);
+	seg_free(&s);
 }
 
 /* ---- repository vectors -------------------------------------------------- */
@@ -1065,7 +1327,7 @@ static void repo_vector(const char *name, const char *what, int marker_version,
 		json_array_append_new(files, json_string(rel));
 	}
 	if (segfile) {
-		char kti[512];
+		char kti[200];
 		snprintf(rel, sizeof(rel), "%s/%s", root, SEG_REL);
 		write_file(rel, segfile->p, segfile->len);
 		snprintf(kti, sizeof(kti), "%s", SEG_REL);
@@ -1185,7 +1447,10 @@ int main(int argc, char **argv)
 	record_sets = json_object();
 	repo_json = json_array();
 	valid_vectors();
+	extreme_vectors();
 	broken_vectors();
+	structure_vectors();
+	recovery_vectors();
 	repo_vectors();
 
 	root = json_pack("{s:i,s:o,s:o,s:o}", "format_version", 1, "segments", segments_json,
