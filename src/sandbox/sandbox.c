@@ -375,6 +375,9 @@ static int parse_broker_cmd(char **tok, int ntok, struct kt_sandbox_command *cmd
 		if ((err = parse_broker(tok[2], &cmd->broker, errstr, errstr_size)) ||
 		    (err = parse_api(tok[3], &cmd->api_key, errstr, errstr_size)))
 			return err;
+		if (ntok - 4 > KT_SANDBOX_MAX_ERRORS)
+			return kt_seterr(errstr, errstr_size, KT_EUSAGE,
+					 "at most %d errors per command", KT_SANDBOX_MAX_ERRORS);
 		for (int i = 4; i < ntok; i++) {
 			char *at = strchr(tok[i], '@');
 			int32_t rtt = 0;
@@ -434,6 +437,9 @@ int kt_sandbox_command_parse(const char *line, struct kt_sandbox_command *cmd,
 		cmd->op = KT_SANDBOX_OP_ERRORS;
 		if (ntok < 3)
 			return kt_seterr(errstr, errstr_size, KT_EUSAGE, "usage: errors API ERR [ERR...]");
+		if (ntok - 2 > KT_SANDBOX_MAX_ERRORS)
+			return kt_seterr(errstr, errstr_size, KT_EUSAGE,
+					 "at most %d errors per command", KT_SANDBOX_MAX_ERRORS);
 		if ((err = parse_api(tok[1], &cmd->api_key, errstr, errstr_size)))
 			return err;
 		for (int i = 2; i < ntok; i++)
