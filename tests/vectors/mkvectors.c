@@ -1147,12 +1147,22 @@ static void structure_vectors(void)
 }
 
 /* Torn files whose recovery walk must stop early (segment.md section 7). */
+/* Records a torn file (no valid footer) and frees what made it. */
+static void emit_torn(const char *name, const char *what, struct seg *s, struct buf *f,
+		      const struct expect *recover)
+{
+	struct expect torn = fails("KT_ETRUNCATED");
+
+	emit(name, what, s, f, NULL, &torn, recover);
+	buf_free(f);
+	seg_free(s);
+}
+
 static void recovery_vectors(void)
 {
 	struct seg s;
 	struct buf f = { 0 };
 	struct layout lay;
-	struct expect torn = fails("KT_ETRUNCATED");
 	struct expect one_block = { "OK", 4, "OK", "KT_ETRUNCATED", 0, 1, 0 };
 	struct expect none = { "OK", 0, "OK", "KT_ETRUNCATED", 0, 0, 0 };
 	static struct vrec overlap[NSHAPES];
@@ -1163,39 +1173,31 @@ static void recovery_vectors(void)
 	s.blocks[1].flags = 0x80;
 	seg_serialize(&s, &f, &lay);
 	f.len = lay.footer_off + 10;
-	emit("torn-bad-block-flags", "torn in the footer; block 1 has flags bit 7 set (header checksum valid)",
-	     &s, &f, NULL, &torn, &one_block);
-	buf_free(&f);
-	seg_free(&s);
+	emit_torn("torn-bad-block-flags", "torn in the footer; block 1 has flags bit 7 set (header checksum valid)",
+		  &s, &f, &one_block);
 
 	seg_multi(&s, shapes, 0, NULL);
 	seg_serialize(&s, &f, &lay);
 	f.p[lay.block_off[1] + BLOCK_HEADER_SIZE + 6] ^= 0x01;
 	f.len = lay.block_off[2] + 20;
-	emit("torn-payload-flip", "cut inside block 2's header; block 1's payload has a flipped bit",
-	     &s, &f, NULL, &torn, &one_block);
-	buf_free(&f);
-	seg_free(&s);
+	emit_torn("torn-payload-flip", "cut inside block 2's header; block 1's payload has a flipped bit",
+		  &s, &f, &one_block);
 
 	memcpy(overlap, shapes, sizeof(shapes));
 	overlap[4].offset = 103;
 	seg_multi(&s, overlap, 0, NULL);
 	seg_serialize(&s, &f, &lay);
 	f.len = lay.footer_off + 79;
-	emit("torn-offsets-overlap", "cut 1 byte short of the end; block 1's first_offset (103) is not above block 0's last (103)",
-	     &s, &f, NULL, &torn, &one_block);
-	buf_free(&f);
-	seg_free(&s);
+	emit_torn("torn-offsets-overlap", "cut 1 byte short of the end; block 1's first_offset (103) is not above block 0's last (103)",
+		  &s, &f, &one_block);
 
 	/* A block header checksum mismatch at block 0: nothing is accepted. */
 	seg_multi(&s, shapes, 0, NULL);
 	seg_serialize(&s, &f, &lay);
 	f.p[lay.block_off[0] + 40] ^= 0x10;
 	f.len = lay.seek_off;
-	emit("torn-first-block-bad", "no seek table or footer; block 0's header has a flipped bit",
-	     &s, &f, NULL, &torn, &none);
-	buf_free(&f);
-	seg_free(&s);
+	emit_torn("torn-first-block-bad", "no seek table or footer; block 0's header has a flipped bit",
+		  &s, &f, &none);
 }
 
 /* Values at the edges of their types, all valid: 64-bit timestamps from
