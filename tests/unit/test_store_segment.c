@@ -191,6 +191,397 @@ static void test_segment_rejects_bad_options(void **state)
 	assert_int_equal(access(fx->path, F_OK), -1);
 }
 
+/* Writes a small segment of a few blocks for the damage tests. */
+static struct tl_set write_small(const char *path, size_t n, struct kt_store_segment_info *info)
+{
+	struct kt_store_writer_opts opts;
+	struct tl_set set = tl_generate(n, 7, 0, 0);
+
+	kt_store_writer_opts_init(&opts);
+	opts.block_size = 1024;
+	opts.io_backend = KT_IO_PWRITE;
+	/* Keep values small so the segment stays a few kilobytes. */
+	for (size_t i = 0; i < set.n; i++)
+		if (set.recs[i].rec.value_len > 200)
+			set.recs[i].rec.value_len = 200;
+	tl_write(path, &set, set.n, &opts, info);
+	return set;
+}
+
+/* Opens, reads everything and verifies; asserts that every record returned
+ * is the original one.  Returns nonzero when any step reported a problem. */
+static int read_detects_damage(const char *path, unsigned flags, const struct tl_set *set)
+{
+	struct kt_store_reader *reader = NULL;
+	const struct kt_record *rec;
+	char err[512];
+	size_t i = 0;
+	int rc, detected = 0;
+	uint64_t bad;
+
+	rc = kt_store_reader_open(&reader, path, flags, err, sizeof(err));
+	if (rc) {
+		assert_true(rc < 0);
+		assert_non_null(strstr(err, path));
+		return 1;
+	}
+	while ((rc = kt_store_reader_next(reader, &rec, err, sizeof(err))) == 1) {
+		assert_true(i < set->n);
+		/* Wrong data must never come out silently. */
+		assert_true(tl_record_equal(rec, &set->recs[i].rec));
+		i++;
+	}
+	if (rc < 0) {
+		assert_non_null(strstr(err, "block"));
+		detected = 1;
+	}
+	if (kt_store_reader_verify(reader, &bad, err, sizeof(err)) != 0)
+		detected = 1;
+	kt_store_reader_destroy(reader);
+	return detected;
+}
+
+static void test_segment_rejects_flipped_byte(void **state)
+{
+	struct fixture *fx = *state;
+	struct kt_store_segment_info info;
+	struct tl_set set = write_small(fx->path, 60, &info);
+	size_t len;
+	uint8_t *buf = tl_read_file(fx->path, &len);
+
+	assert_true(info.block_count >= 3);
+	assert_false(read_detects_damage(fx->path, 0, &set));
+	for (size_t i = 0; i < len; i++) {
+		buf[i] ^= (uint8_t)(1u << (i % 8));
+		tl_write_file(fx->path, buf, len);
+		buf[i] ^= (uint8_t)(1u << (i % 8));
+		if (!read_detects_damage(fx->path, 0, &set))
+			fail_msg("a flip of byte %zu of %zu went unnoticed", i, len);
+		if (!read_detects_damage(fx->path, KT_STORE_OPEN_RECOVER, &set))
+			fail_msg("a flip of byte %zu of %zu went unnoticed with recovery", i, len);
+	}
+	free(buf);
+	tl_set_free(&set);
+}
+
+static void test_segment_recovers_whole_blocks_of_a_torn_tail(void **state)
+{
+	struct fixture *fx = *state;
+	struct kt_store_segment_info info;
+	struct kt_store_reader *reader = NULL;
+	struct tl_set set = write_small(fx->path, 60, &info);
+	size_t len, last_start, last_end, before;
+	uint8_t *buf = tl_read_file(fx->path, &len);
+	char err[512];
+
+	assert_int_equal(kt_store_reader_open(&reader, fx->path, 0, err, sizeof(err)), 0);
+	{
+		const struct kt_store_block_info *last =
+			kt_store_reader_block(reader, info.block_count - 1);
+		last_start = last->file_offset;
+		last_end = last->file_offset + 72 + last->stored_size;
+		before = info.record_count - last->record_count;
+	}
+	kt_store_reader_destroy(reader);
+
+	for (size_t cut = last_start; cut < len; cut++) {
+		size_t whole = cut >= last_end ? info.block_count : info.block_count - 1;
+		size_t nrec = cut >= last_end ? info.record_count : before;
+		uint64_t bad;
+
+		tl_write_file(fx->path, buf, cut);
+		reader = NULL;
+		assert_int_equal(kt_store_reader_open(&reader, fx->path, 0, err, sizeof(err)),
+				 KT_ETRUNCATED);
+		assert_null(reader);
+		assert_int_equal(kt_store_reader_open(&reader, fx->path, KT_STORE_OPEN_RECOVER,
+						      err, sizeof(err)), 0);
+		assert_int_equal(kt_store_reader_info(reader)->block_count, whole);
+		assert_int_equal(kt_store_reader_info(reader)->sealed, 0);
+		assert_int_equal(kt_store_reader_verify(reader, &bad, err, sizeof(err)),
+				 KT_ETRUNCATED);
+		assert_int_equal(bad, 0);
+		kt_store_reader_destroy(reader);
+		tl_assert_segment(fx->path, KT_STORE_OPEN_RECOVER, &set, nrec);
+	}
+	/* A file cut inside its header has nothing to recover. */
+	tl_write_file(fx->path, buf, 45);
+	assert_int_equal(kt_store_reader_open(&reader, fx->path, KT_STORE_OPEN_RECOVER, err,
+					      sizeof(err)), KT_ETRUNCATED);
+	tl_write_file(fx->path, buf, 20);
+	assert_int_equal(kt_store_reader_open(&reader, fx->path, 0, err, sizeof(err)),
+			 KT_EMAGIC);
+	free(buf);
+	tl_set_free(&set);
+}
+
+static void test_segment_refuses_newer_version_and_wrong_magic(void **state)
+{
+	struct fixture *fx = *state;
+	struct kt_store_segment_info info;
+	struct kt_store_reader *reader = NULL;
+	struct tl_set set = write_small(fx->path, 5, &info);
+	size_t len;
+	uint8_t *buf = tl_read_file(fx->path, &len);
+	char err[512];
+
+	/* Version 2 with a valid header checksum. */
+	kt_put_le16(buf + 8, 2);
+	kt_put_le64(buf + 32 + 6, kt_seg_checksum(buf, 32 + 6));
+	tl_write_file(fx->path, buf, len);
+	assert_int_equal(kt_store_reader_open(&reader, fx->path, KT_STORE_OPEN_RECOVER, err,
+					      sizeof(err)), KT_EVERSION);
+	assert_non_null(strstr(err, "future"));
+	buf[7] = 'X';
+	tl_write_file(fx->path, buf, len);
+	assert_int_equal(kt_store_reader_open(&reader, fx->path, 0, err, sizeof(err)),
+			 KT_EMAGIC);
+	assert_null(reader);
+	free(buf);
+	tl_set_free(&set);
+}
+
+/* The first record at or after a target, found by walking the records. */
+static size_t linear_first(const struct tl_set *set, int by_time, int64_t target)
+{
+	for (size_t i = 0; i < set->n; i++) {
+		const struct kt_record *r = &set->recs[i].rec;
+		if (by_time ? r->timestamp >= target : r->offset >= target)
+			return i;
+	}
+	return set->n;
+}
+
+static void test_segment_seeks_agree_with_a_linear_scan(void **state)
+{
+	struct fixture *fx = *state;
+	struct kt_store_writer_opts opts;
+	struct kt_store_segment_info info;
+	struct kt_store_reader *reader = NULL;
+	struct tl_set set = tl_generate(2000, 100, 0, 0);
+	char err[512];
+
+	kt_store_writer_opts_init(&opts);
+	opts.block_size = 2048;
+	tl_write(fx->path, &set, set.n, &opts, &info);
+	assert_int_equal(kt_store_reader_open(&reader, fx->path, 0, err, sizeof(err)), 0);
+	for (int round = 0; round < 600; round++) {
+		int by_time = round & 1;
+		const struct kt_record *rec;
+		struct kt_store_read_stats before, after;
+		int64_t target;
+		size_t want, block;
+		int rc;
+
+		if (by_time)
+			target = info.min_ts - 5 +
+				 (int64_t)tl_below((uint64_t)(info.max_ts - info.min_ts) + 10);
+		else
+			target = info.first_offset - 5 +
+				 (int64_t)tl_below((uint64_t)(info.last_offset - info.first_offset) + 10);
+		want = linear_first(&set, by_time, target);
+		kt_store_reader_stats(reader, &before);
+		rc = by_time ? kt_store_reader_seek_time(reader, target, err, sizeof(err))
+			     : kt_store_reader_seek_offset(reader, target, err, sizeof(err));
+		assert_int_equal(rc, 0);
+		rc = kt_store_reader_next(reader, &rec, err, sizeof(err));
+		if (want == set.n) {
+			assert_int_equal(rc, 0);
+			assert_int_equal(by_time ? kt_store_reader_find_time(reader, target, &block)
+						 : kt_store_reader_find_offset(reader, target, &block),
+					 KT_ENOTFOUND);
+			continue;
+		}
+		assert_int_equal(rc, 1);
+		tl_assert_record(rec, &set.recs[want].rec);
+		/* A seek reads only the block it lands in. */
+		kt_store_reader_stats(reader, &after);
+		assert_int_equal(after.blocks_loaded, before.blocks_loaded + 1);
+		assert_int_equal(by_time ? kt_store_reader_find_time(reader, target, &block)
+					 : kt_store_reader_find_offset(reader, target, &block), 0);
+		assert_int_equal(block, kt_store_reader_current_block(reader));
+		/* Reading on continues in offset order. */
+		if (want + 1 < set.n) {
+			assert_int_equal(kt_store_reader_next(reader, &rec, err, sizeof(err)), 1);
+			tl_assert_record(rec, &set.recs[want + 1].rec);
+		}
+	}
+	/* seek_block positions on a block's first record. */
+	for (size_t b = 0, first = 0; b < info.block_count; b++) {
+		const struct kt_record *rec;
+
+		assert_int_equal(kt_store_reader_seek_block(reader, b, err, sizeof(err)), 0);
+		assert_int_equal(kt_store_reader_next(reader, &rec, err, sizeof(err)), 1);
+		tl_assert_record(rec, &set.recs[first].rec);
+		first += kt_store_reader_block(reader, b)->record_count;
+	}
+	kt_store_reader_destroy(reader);
+	tl_set_free(&set);
+}
+
+static void test_segment_finds_time_in_non_monotonic_blocks(void **state)
+{
+	struct fixture *fx = *state;
+	struct kt_store_writer_opts opts;
+	struct kt_store_segment_info info;
+	struct kt_store_reader *reader = NULL;
+	/* Two records per block; timestamps jump back and forth. */
+	static const int64_t ts[] = { 100, 50, 10, 20, 200, 5, 150, 160, -7, 300 };
+	struct tl_set set = tl_generate(10, 0, 0, 0);
+	static const uint8_t value[100];
+	const struct kt_record *rec;
+	char err[512];
+	size_t block;
+
+	for (size_t i = 0; i < 10; i++) {
+		struct kt_record *r = &set.recs[i].rec;
+		r->offset = (int64_t)i * 3;
+		r->timestamp = ts[i];
+		r->key = NULL;
+		r->key_len = 0;
+		r->value = value;
+		r->value_len = sizeof(value);
+		r->header_count = 0;
+	}
+	kt_store_writer_opts_init(&opts);
+	opts.block_size = 230;
+	tl_write(fx->path, &set, set.n, &opts, &info);
+	assert_int_equal(info.block_count, 5);
+	assert_int_equal(kt_store_reader_open(&reader, fx->path, 0, err, sizeof(err)), 0);
+	/* running max: 100, 100, 200, 200, 300 */
+	assert_int_equal(kt_store_reader_find_time(reader, 60, &block), 0);
+	assert_int_equal(block, 0);
+	assert_int_equal(kt_store_reader_find_time(reader, 101, &block), 0);
+	assert_int_equal(block, 2);
+	assert_int_equal(kt_store_reader_find_time(reader, 201, &block), 0);
+	assert_int_equal(block, 4);
+	assert_int_equal(kt_store_reader_find_time(reader, 301, &block), KT_ENOTFOUND);
+	/* 150 first appears at offset 12 (ts 200), not at offset 18 (ts 150). */
+	assert_int_equal(kt_store_reader_seek_time(reader, 150, err, sizeof(err)), 0);
+	assert_int_equal(kt_store_reader_next(reader, &rec, err, sizeof(err)), 1);
+	assert_int_equal(rec->offset, 12);
+	assert_int_equal(kt_store_reader_seek_time(reader, INT64_MIN, err, sizeof(err)), 0);
+	assert_int_equal(kt_store_reader_next(reader, &rec, err, sizeof(err)), 1);
+	assert_int_equal(rec->offset, 0);
+	kt_store_reader_destroy(reader);
+	tl_assert_segment(fx->path, 0, &set, set.n);
+	tl_set_free(&set);
+}
+
+static void write_with_backend(struct fixture *fx, int backend)
+{
+	struct kt_store_writer_opts opts;
+	struct kt_store_writer *writer = NULL;
+	struct kt_store_segment_info info;
+	struct tl_set set = tl_generate(1500, 0, 0, 0);
+	char err[512];
+	int rc;
+
+	kt_store_writer_opts_init(&opts);
+	opts.block_size = 4096;
+	opts.blocks_in_flight = 3;
+	opts.io_backend = backend;
+	rc = kt_store_writer_create(&writer, fx->path, "orders", 3, &opts, err, sizeof(err));
+	if (backend == KT_IO_URING && (rc == -ENOSYS || rc == -EPERM || rc == -ENOMEM ||
+				       rc == -EOPNOTSUPP)) {
+		tl_set_free(&set);
+		skip();
+	}
+	assert_int_equal(rc, 0);
+	for (size_t i = 0; i < set.n; i++)
+		assert_int_equal(kt_store_writer_append(writer, &set.recs[i].rec, err,
+							sizeof(err)), 0);
+	assert_int_equal(kt_store_writer_seal(writer, &info, err, sizeof(err)), 0);
+	kt_store_writer_destroy(writer);
+	assert_int_equal(info.io_backend, backend);
+	tl_assert_segment(fx->path, 0, &set, set.n);
+	tl_set_free(&set);
+}
+
+static void test_segment_writes_through_io_uring(void **state)
+{
+	write_with_backend(*state, KT_IO_URING);
+}
+
+static void test_segment_writes_through_pwrite(void **state)
+{
+	write_with_backend(*state, KT_IO_PWRITE);
+}
+
+/* Appends the same 400 records until the injected full disk stops the
+ * writer; returns the error of the append or seal that failed (*in_seal
+ * says which), 0 if none did, 1 if the back end is unavailable. */
+static int fill_until_enospc(struct fixture *fx, int backend, uint64_t budget, int *in_seal,
+			     struct kt_store_segment_info *info, char *err, size_t err_size)
+{
+	struct kt_store_writer_opts opts;
+	struct kt_store_writer *writer = NULL;
+	struct tl_set set;
+	int rc = 0;
+
+	tl_rng_state = 12345;
+	set = tl_generate(400, 0, 0, 0);
+	kt_store_writer_opts_init(&opts);
+	opts.block_size = 2048;
+	opts.io_backend = backend;
+	*in_seal = 0;
+	if (kt_store_writer_create(&writer, fx->path, "orders", 3, &opts, err, err_size) != 0) {
+		tl_set_free(&set);
+		return 1;
+	}
+	kt_io_test_inject_enospc_after(budget);
+	for (size_t i = 0; i < set.n && rc == 0; i++)
+		rc = kt_store_writer_append(writer, &set.recs[i].rec, err, err_size);
+	if (rc == 0) {
+		*in_seal = 1;
+		rc = kt_store_writer_seal(writer, info, err, err_size);
+	}
+	/* Once failed, the writer keeps failing with the same error. */
+	if (rc)
+		assert_int_equal(kt_store_writer_seal(writer, NULL, NULL, 0), rc);
+	kt_io_test_inject_enospc_after(UINT64_MAX);
+	kt_store_writer_destroy(writer);
+	tl_set_free(&set);
+	return rc;
+}
+
+static void test_segment_fails_cleanly_on_a_full_disk(void **state)
+{
+	struct fixture *fx = *state;
+	struct kt_store_segment_info info;
+	char err[512], ipath[600];
+	int backends[] = { KT_IO_PWRITE, KT_IO_URING };
+	int in_seal;
+
+	for (size_t b = 0; b < 2; b++) {
+		int rc;
+
+		/* During appends: the budget runs out in the third block. */
+		err[0] = '\0';
+		rc = fill_until_enospc(fx, backends[b], 5000, &in_seal, NULL, err, sizeof(err));
+		if (rc == 1)
+			continue;
+		assert_int_equal(rc, -ENOSPC);
+		assert_int_equal(in_seal, 0);
+		assert_non_null(strstr(err, fx->path));
+		/* Nothing is left behind: no segment, no index, no temp file. */
+		assert_int_equal(tl_count_files(fx->dir), 0);
+
+		/* During the seal: every block fits, the seek table does not. */
+		assert_int_equal(fill_until_enospc(fx, backends[b], UINT64_MAX, &in_seal, &info,
+						   err, sizeof(err)), 0);
+		assert_int_equal(unlink(fx->path), 0);
+		assert_int_equal(kt_store_index_path(fx->path, ipath, sizeof(ipath)), 0);
+		assert_int_equal(unlink(ipath), 0);
+		rc = fill_until_enospc(fx, backends[b], info.file_size - 100, &in_seal, NULL, err,
+				       sizeof(err));
+		assert_int_equal(rc, -ENOSPC);
+		assert_int_equal(in_seal, 1);
+		assert_non_null(strstr(err, fx->path));
+		assert_int_equal(tl_count_files(fx->dir), 0);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -201,6 +592,14 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_segment_rejects_non_increasing_offsets, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_refuses_an_existing_path, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_rejects_bad_options, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_rejects_flipped_byte, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_recovers_whole_blocks_of_a_torn_tail, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_refuses_newer_version_and_wrong_magic, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_seeks_agree_with_a_linear_scan, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_finds_time_in_non_monotonic_blocks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_writes_through_io_uring, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_writes_through_pwrite, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_fails_cleanly_on_a_full_disk, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
