@@ -46,6 +46,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <zstd.h>
 
 #include "kt_common.h"
 #include "kt_store.h"
@@ -484,10 +485,13 @@ struct bench_child_result {
 	int err;
 	char errstr[512];
 	double seconds[2];  /* write: [0]; read: [0] next, [1] verify */
+	double cpu[2];      /* user+system seconds of the same phases */
 	uint64_t records;
 	uint64_t raw_bytes;
 	uint64_t file_size;
 	uint64_t mismatches;
+	uint64_t blocks_loaded;     /* read: by the timed next() pass */
+	uint64_t raw_bytes_decoded; /* read: by the timed next() pass */
 	int io_backend;
 };
 
@@ -526,6 +530,17 @@ static int bench_spawn(char *const argv[], struct bench_run *run)
 		return -1;
 	}
 	return 0;
+}
+
+/* User+system seconds this process has used so far. */
+static double bench_self_cpu(void)
+{
+	struct rusage ru;
+	struct bench_run run;
+
+	getrusage(RUSAGE_SELF, &ru);
+	bench_rusage(&run, &ru);
+	return run.cpu;
 }
 
 typedef void (*bench_child_fn)(const struct bench_opts *opts, const char *records,
@@ -603,6 +618,7 @@ static void bench_child_write(const struct bench_opts *opts, const char *records
 	wopts.io_backend = opts->io_backend;
 
 	t0 = kt_now_ns();
+	res->cpu[0] = bench_self_cpu();
 	res->err = kt_store_writer_create(&writer, segment, "bench.orders", 0, &wopts,
 					  res->errstr, sizeof(res->errstr));
 	if (res->err)
@@ -624,12 +640,73 @@ static void bench_child_write(const struct bench_opts *opts, const char *records
 	if (res->err)
 		goto out;
 	res->seconds[0] = bench_seconds(kt_now_ns() - t0);
+	res->cpu[0] = bench_self_cpu() - res->cpu[0];
 	res->raw_bytes = info.raw_bytes;
 	res->file_size = info.file_size;
 	res->io_backend = info.io_backend;
 out:
 	kt_store_writer_destroy(writer);
 	bench_stream_close(&s);
+}
+
+/* The floor under both: libzstd alone compressing and decompressing
+ * records.bin in 1 MiB chunks (the writer's block size) at the same level,
+ * in this process, file reads excluded from the clock.  It shows how much
+ * of ktape's time is compression and how much is everything else. */
+static void bench_child_floor(const struct bench_opts *opts, const char *records,
+			      const char *segment, struct bench_child_result *res)
+{
+	size_t cap = ZSTD_compressBound(BENCH_CHUNK);
+	uint8_t *in = malloc(BENCH_CHUNK), *comp = malloc(cap), *back = malloc(BENCH_CHUNK);
+	ZSTD_CCtx *cctx = ZSTD_createCCtx();
+	ZSTD_DCtx *dctx = ZSTD_createDCtx();
+	int fd = open(records, O_RDONLY | O_CLOEXEC);
+	int64_t tc = 0, td = 0;
+
+	if (!in || !comp || !back || !cctx || !dctx || fd < 0) {
+		res->err = kt_seterr(res->errstr, sizeof(res->errstr), -ENOMEM,
+				     "cannot set up libzstd over %s", records);
+		goto out;
+	}
+	for (;;) {
+		size_t n = 0, csize, dsize;
+		int64_t t0;
+
+		while (n < BENCH_CHUNK) {
+			ssize_t r = read(fd, in + n, BENCH_CHUNK - n);
+
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0)
+				break;
+			n += (size_t)r;
+		}
+		if (n == 0)
+			break;
+		t0 = kt_now_ns();
+		csize = ZSTD_compressCCtx(cctx, comp, cap, in, n, opts->level);
+		tc += kt_now_ns() - t0;
+		t0 = kt_now_ns();
+		dsize = ZSTD_decompressDCtx(dctx, back, BENCH_CHUNK, comp, csize);
+		td += kt_now_ns() - t0;
+		if (ZSTD_isError(csize) || ZSTD_isError(dsize) || dsize != n ||
+		    memcmp(in, back, n) != 0) {
+			res->err = kt_seterr(res->errstr, sizeof(res->errstr), KT_ECORRUPT,
+					     "libzstd did not round-trip a chunk of %s", records);
+			goto out;
+		}
+		res->file_size += csize;
+	}
+	res->seconds[0] = res->cpu[0] = bench_seconds(tc);
+	res->seconds[1] = res->cpu[1] = bench_seconds(td);
+out:
+	if (fd >= 0)
+		close(fd);
+	ZSTD_freeCCtx(cctx);
+	ZSTD_freeDCtx(dctx);
+	free(in);
+	free(comp);
+	free(back);
 }
 
 static int bench_same_bytes(const void *a, size_t alen, const void *b, size_t blen)
@@ -668,6 +745,7 @@ static void bench_child_read(const struct bench_opts *opts, const char *records,
 	/* Pass 1, timed: every record through kt_store_reader_next().  The
 	 * value bytes are summed so that the loop does observable work. */
 	t0 = kt_now_ns();
+	res->cpu[0] = bench_self_cpu();
 	res->err = kt_store_reader_open(&reader, segment, 0, res->errstr, sizeof(res->errstr));
 	if (res->err)
 		goto out;
@@ -679,12 +757,21 @@ static void bench_child_read(const struct bench_opts *opts, const char *records,
 		res->err = r;
 		goto out;
 	}
+	{
+		struct kt_store_read_stats stats;
+
+		kt_store_reader_stats(reader, &stats);
+		res->blocks_loaded = stats.blocks_loaded;
+		res->raw_bytes_decoded = stats.raw_bytes_decoded;
+	}
 	kt_store_reader_destroy(reader);
 	reader = NULL;
 	res->seconds[0] = bench_seconds(kt_now_ns() - t0);
+	res->cpu[0] = bench_self_cpu() - res->cpu[0];
 
 	/* Pass 2, timed: a full verify on a fresh reader. */
 	t0 = kt_now_ns();
+	res->cpu[1] = bench_self_cpu();
 	res->err = kt_store_reader_open(&reader, segment, 0, res->errstr, sizeof(res->errstr));
 	if (res->err)
 		goto out;
@@ -694,6 +781,7 @@ static void bench_child_read(const struct bench_opts *opts, const char *records,
 	kt_store_reader_destroy(reader);
 	reader = NULL;
 	res->seconds[1] = bench_seconds(kt_now_ns() - t0);
+	res->cpu[1] = bench_self_cpu() - res->cpu[1];
 
 	/* Pass 3, untimed: the segment holds exactly the records written. */
 	if (!opts->check)
@@ -869,11 +957,12 @@ struct bench_best {
 	long maxrss_kib;
 };
 
-static void bench_keep_best(struct bench_best *best, double wall, const struct bench_run *run)
+static void bench_keep_best(struct bench_best *best, double wall, double cpu,
+			    const struct bench_run *run)
 {
 	if (best->wall == 0 || wall < best->wall) {
 		best->wall = wall;
-		best->cpu = run->cpu;
+		best->cpu = cpu;
 	}
 	if (run->maxrss_kib > best->maxrss_kib)
 		best->maxrss_kib = run->maxrss_kib;
@@ -923,9 +1012,10 @@ int main(int argc, char **argv)
 	char records[4096], zst[4096], segment[4096], index[4096], level_arg[8];
 	char *zargv[] = {"zstd", "-T1", "-q", level_arg, "-f", records, "-o", zst, NULL};
 	char *dargv[] = {"zstd", "-d", "-T1", "-q", "-f", zst, "-o", "/dev/null", NULL};
-	struct bench_child_result wres, rres;
+	struct bench_child_result wres, rres, fres;
 	struct bench_run run;
 	struct bench_best bw = {0}, bz = {0}, bzp = {0}, br = {0}, bv = {0}, bzd = {0};
+	struct bench_best bfc = {0}, bfd = {0};
 	uint64_t raw, mismatches = 0, read_records = 0, seg_raw = 0, seg_size = 0;
 	int io_backend = KT_IO_AUTO;
 	int64_t count;
@@ -967,7 +1057,7 @@ int main(int argc, char **argv)
 		unlink(index);
 		if (bench_fork(bench_child_write, &opts, records, segment, &wres, &run) < 0)
 			return 1;
-		bench_keep_best(&bw, wres.seconds[0], &run);
+		bench_keep_best(&bw, wres.seconds[0], wres.cpu[0], &run);
 		seg_raw = wres.raw_bytes;
 		seg_size = wres.file_size;
 		io_backend = wres.io_backend;
@@ -979,21 +1069,26 @@ int main(int argc, char **argv)
 			fprintf(stderr, "bench: cannot fdatasync %s: %s\n", zst, strerror(errno));
 			return 1;
 		}
-		bench_keep_best(&bzp, run.wall, &run);
-		bench_keep_best(&bz, run.wall + zsync, &run);
+		bench_keep_best(&bzp, run.wall, run.cpu, &run);
+		bench_keep_best(&bz, run.wall + zsync, run.cpu, &run);
 
 		/* The record-by-record comparison is untimed and needed once. */
 		opts.check = i == 0;
 		if (bench_fork(bench_child_read, &opts, records, segment, &rres, &run) < 0)
 			return 1;
-		bench_keep_best(&br, rres.seconds[0], &run);
-		bench_keep_best(&bv, rres.seconds[1], &run);
+		bench_keep_best(&br, rres.seconds[0], rres.cpu[0], &run);
+		bench_keep_best(&bv, rres.seconds[1], rres.cpu[1], &run);
 		mismatches += rres.mismatches;
 		read_records = rres.records;
 
 		if (bench_spawn(dargv, &run) < 0)
 			return 1;
-		bench_keep_best(&bzd, run.wall, &run);
+		bench_keep_best(&bzd, run.wall, run.cpu, &run);
+
+		if (bench_fork(bench_child_floor, &opts, records, segment, &fres, &run) < 0)
+			return 1;
+		bench_keep_best(&bfc, fres.seconds[0], fres.cpu[0], &run);
+		bench_keep_best(&bfd, fres.seconds[1], fres.cpu[1], &run);
 	}
 
 	printf("data: %" PRIu64 " raw record bytes (%.1f MB), %" PRId64 " records; "
@@ -1012,15 +1107,21 @@ int main(int argc, char **argv)
 	bench_row("ktape read (open+next, all)", raw, &br, 0);
 	bench_row("ktape verify (open+verify)", raw, &bv, 0);
 	bench_row("zstd -d -T1 -o /dev/null", raw, &bzd, 0);
-	printf("(cpu s and peak RSS: of the child process, user+system; the read and\n"
-	       " verify rows share one child, so both show its total: next+verify)\n\n");
+	bench_row("libzstd compress, 1 MiB chunks", raw, &bfc, fres.file_size);
+	bench_row("libzstd decompress, 1 MiB chunks", raw, &bfd, 0);
+	printf("(cpu s: user+system seconds of that phase; peak RSS: of the child process\n"
+	       " doing it - the read and verify rows share one child; the libzstd rows\n"
+	       " time only ZSTD_compressCCtx/ZSTD_decompressDCtx calls, no I/O)\n\n");
 	printf("write  speed ktape/zstd:    %.2fx (target >= 0.90)\n", bz.wall / bw.wall);
 	printf("read   speed ktape/zstd -d: %.2fx (target >= 0.90)\n", bzd.wall / br.wall);
 	printf("verify speed ktape/zstd -d: %.2fx (target >= 0.90)\n", bzd.wall / bv.wall);
+	printf("ktape over bare libzstd: write %.2fx, read %.2fx of libzstd's time\n",
+	       bw.wall / bfc.wall, br.wall / bfd.wall);
 	printf("peak RSS ktape writer %.1f MiB, reader %.1f MiB (target < 64 MiB)\n",
 	       bw.maxrss_kib / 1024.0, br.maxrss_kib / 1024.0);
-	printf("records read back %" PRIu64 " of %" PRId64 ", mismatches %" PRIu64 "\n",
-	       read_records, count, mismatches);
+	printf("records read back %" PRIu64 " of %" PRId64 ", mismatches %" PRIu64
+	       "; next() decoded %" PRIu64 " raw bytes in %" PRIu64 " blocks\n",
+	       read_records, count, mismatches, rres.raw_bytes_decoded, rres.blocks_loaded);
 	bench_print_machine("at end");
 
 	if (!opts.keep) {
