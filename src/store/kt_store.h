@@ -337,7 +337,12 @@ void kt_store_snapshot_destroy(struct kt_store_snapshot *snap);
 
 /* Builders.  They copy their string arguments.  A returned pointer stays
  * valid only until the next add to the same array (it may be realloc'd).
- * NULL means out of memory. */
+ * NULL means out of memory (add_partition: or the partition is present).
+ * add_partition keeps partitions sorted and starts one with min_ts
+ * INT64_MAX, max_ts INT64_MIN, complete 1; add_segment adds the segment's
+ * records, raw_bytes and timestamp bounds into the partition's totals (the
+ * manifest requires them to be the sums); add_config sets
+ * configs_available (set it by hand for a topic with no configs to list). */
 struct kt_store_topic *kt_store_snapshot_add_topic(struct kt_store_snapshot *snap,
 						   const char *name,
 						   int32_t partition_count,
@@ -362,7 +367,9 @@ const struct kt_store_partition *kt_store_topic_find_partition(const struct kt_s
 							       int32_t partition);
 
 /* Manifest JSON (format/repository.md).  to_json returns a malloc'd,
- * NUL-terminated string the caller frees. */
+ * NUL-terminated string the caller frees.  Both directions apply the rules
+ * of repository.md section 4.5 and name the offending field in errstr, so
+ * a manifest that could be written can always be read back. */
 int kt_store_snapshot_to_json(const struct kt_store_snapshot *snap, char **out,
 			      char *errstr, size_t errstr_size);
 int kt_store_snapshot_from_json(const char *json, size_t len,
@@ -451,7 +458,9 @@ int kt_store_scan_create(struct kt_store_scan **out, struct kt_store_repo *repo,
  * every block whose offset or timestamp bounds miss the range. */
 int kt_store_scan_next(struct kt_store_scan *scan, const struct kt_record **rec,
 		       char *errstr, size_t errstr_size);
-/* Blocks and bytes read so far, summed over the segments opened. */
+/* Blocks and bytes read so far, summed over the segments opened.
+ * blocks_total (may be NULL) counts the blocks of the segments opened;
+ * segments skipped by their manifest bounds are neither opened nor counted. */
 void kt_store_scan_stats(const struct kt_store_scan *scan,
 			 struct kt_store_read_stats *stats, uint64_t *blocks_total);
 void kt_store_scan_destroy(struct kt_store_scan *scan);
