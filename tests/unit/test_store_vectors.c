@@ -208,10 +208,19 @@ static int check_info(struct vec_case *vc, const char *mode, const json_t *want,
 	return 0;
 }
 
+/* Where each record of a fully read segment was, for the lookup checks. */
+#define SEEN_MAX 64
+struct seen {
+	size_t n;
+	int64_t offset[SEEN_MAX];
+	int64_t ts[SEEN_MAX];
+	size_t block[SEEN_MAX];
+};
+
 /* Reads every record, comparing with the vector's record set, and checks
  * the code that ends the read. */
 static int check_read(struct vec_case *vc, const char *mode, struct kt_store_reader *reader,
-		      const json_t *want, const json_t *records)
+		      const json_t *want, const json_t *records, struct seen *seen)
 {
 	size_t expected = (size_t)jint(want, "records"), n = 0;
 	const struct kt_record *rec;
@@ -224,7 +233,13 @@ static int check_read(struct vec_case *vc, const char *mode, struct kt_store_rea
 					" beyond the %zu expected", mode, rec->offset, expected);
 		if (check_record(vc, mode, n, json_array_get(records, n), rec) != 0)
 			return -1;
+		if (n < SEEN_MAX) {
+			seen->offset[n] = rec->offset;
+			seen->ts[n] = rec->timestamp;
+			seen->block[n] = kt_store_reader_current_block(reader);
+		}
 		n++;
+		seen->n = n;
 	}
 	if (n != expected)
 		return mismatch(vc, "%s: read returned %zu records then %s (%s), expected %zu then %s",
@@ -237,6 +252,79 @@ static int check_read(struct vec_case *vc, const char *mode, struct kt_store_rea
 	if (rc < 0 && errstr[0] == '\0')
 		return mismatch(vc, "%s: read failed with %s but left errstr empty", mode,
 				code_name(rc));
+	return 0;
+}
+
+/* The first record (in offset order) with offset >= o, or with ts >= t:
+ * segment.md 5.1 defines both lookups as what a linear scan finds. */
+static size_t first_at_offset(const struct seen *seen, int64_t o)
+{
+	size_t i = 0;
+
+	while (i < seen->n && seen->offset[i] < o)
+		i++;
+	return i;
+}
+
+static size_t first_at_time(const struct seen *seen, int64_t t)
+{
+	size_t i = 0;
+
+	while (i < seen->n && seen->ts[i] < t)
+		i++;
+	return i;
+}
+
+/* One lookup: find_* must name the block of record i (or KT_ENOTFOUND when
+ * i == n), and seek_* then next() must return record i (or the end). */
+static int check_one_lookup(struct vec_case *vc, const char *mode, struct kt_store_reader *reader,
+			    const struct seen *seen, int by_time, int64_t key, size_t i)
+{
+	const char *what = by_time ? "time" : "offset";
+	const struct kt_record *rec = NULL;
+	char errstr[512] = "";
+	size_t block = SIZE_MAX;
+	int rc;
+
+	rc = by_time ? kt_store_reader_find_time(reader, key, &block)
+		     : kt_store_reader_find_offset(reader, key, &block);
+	if (i == seen->n ? rc != KT_ENOTFOUND : (rc != 0 || block != seen->block[i]))
+		return mismatch(vc, "%s: find_%s(%" PRId64 ") gave %s block %zu, expected %s block %zu",
+				mode, what, key, code_name(rc), block,
+				i == seen->n ? "KT_ENOTFOUND" : "OK",
+				i == seen->n ? (size_t)0 : seen->block[i]);
+	rc = by_time ? kt_store_reader_seek_time(reader, key, errstr, sizeof(errstr))
+		     : kt_store_reader_seek_offset(reader, key, errstr, sizeof(errstr));
+	if (rc != 0)
+		return mismatch(vc, "%s: seek_%s(%" PRId64 ") gave %s (%s)", mode, what, key,
+				code_name(rc), errstr);
+	rc = kt_store_reader_next(reader, &rec, errstr, sizeof(errstr));
+	if (i == seen->n ? rc != 0 : (rc != 1 || rec->offset != seen->offset[i]))
+		return mismatch(vc, "%s: after seek_%s(%" PRId64 ") next gave %s offset %" PRId64
+				", expected offset %" PRId64, mode, what, key,
+				rc == 1 ? "a record at" : code_name(rc), rc == 1 ? rec->offset : -1,
+				i == seen->n ? (int64_t)-1 : seen->offset[i]);
+	return 0;
+}
+
+/* Lookups by offset and time for every record's offset and timestamp and
+ * their successors, which covers the out-of-order timestamps that make
+ * the time index need its running maximum. */
+static int check_lookups(struct vec_case *vc, const char *mode, struct kt_store_reader *reader,
+			 const struct seen *seen)
+{
+	if (seen->n > SEEN_MAX)
+		return 0;
+	for (size_t r = 0; r < seen->n; r++) {
+		int64_t o = seen->offset[r], t = seen->ts[r];
+		if (check_one_lookup(vc, mode, reader, seen, 0, o, first_at_offset(seen, o)) != 0 ||
+		    check_one_lookup(vc, mode, reader, seen, 0, o + 1, first_at_offset(seen, o + 1)) != 0 ||
+		    check_one_lookup(vc, mode, reader, seen, 1, t, first_at_time(seen, t)) != 0)
+			return -1;
+		if (t < INT64_MAX &&
+		    check_one_lookup(vc, mode, reader, seen, 1, t + 1, first_at_time(seen, t + 1)) != 0)
+			return -1;
+	}
 	return 0;
 }
 
@@ -256,6 +344,7 @@ static int check_segment_mode(struct vec_case *vc, const char *mode, unsigned fl
 	struct kt_store_reader *reader = NULL;
 	char path[4096], errstr[512] = "";
 	uint64_t bad_blocks = 0;
+	struct seen seen = { 0 };
 	int rc, ret = -1;
 
 	vector_path(path, sizeof(path), jstr(vc->entry, "file"));
@@ -278,8 +367,24 @@ static int check_segment_mode(struct vec_case *vc, const char *mode, unsigned fl
 		goto out;
 	}
 	if (check_info(vc, mode, json_object_get(want, "info"), kt_store_reader_info(reader)) != 0 ||
-	    check_read(vc, mode, reader, want, records) != 0)
+	    check_read(vc, mode, reader, want, records, &seen) != 0)
 		goto out;
+	if (strcmp(jstr(want, "read"), "OK") == 0) {
+		/* Lookups through the index (when one is valid) and, on a
+		 * second reader, through the seek table alone. */
+		if (check_lookups(vc, mode, reader, &seen) != 0)
+			goto out;
+		kt_store_reader_destroy(reader);
+		reader = NULL;
+		rc = kt_store_reader_open(&reader, path, flags | KT_STORE_OPEN_NO_INDEX, errstr,
+					  sizeof(errstr));
+		if (rc != 0) {
+			mismatch(vc, "%s: open without index gave %s (%s)", mode, code_name(rc), errstr);
+			goto out;
+		}
+		if (check_lookups(vc, mode, reader, &seen) != 0)
+			goto out;
+	}
 
 	/* verify on a fresh reader, so that nothing the read loaded helps. */
 	kt_store_reader_destroy(reader);

@@ -262,6 +262,52 @@ static void blk_build(struct blk *b, const struct vrec *recs, size_t n, int code
 	b->payload_checksum = xxh(b->payload.p, b->payload.len);
 }
 
+/* Replaces a built block's payload (stored bytes), keeping the header
+ * fields that describe it true: stored_size and the payload checksum. */
+static void blk_set_payload(struct blk *b, const void *p, size_t n)
+{
+	struct buf nb = { 0 };
+
+	buf_put(&nb, p, n);
+	buf_free(&b->payload);
+	b->payload = nb;
+	b->stored_size = (uint32_t)n;
+	b->payload_checksum = xxh(nb.p, nb.len);
+}
+
+/* Recompresses a zstd block into a frame that does not declare its
+ * content size (legal zstd, refused by segment.md section 2). */
+static void blk_zstd_without_size(struct blk *b)
+{
+	ZSTD_CCtx *cctx = ZSTD_createCCtx();
+	uint8_t *raw = malloc(b->raw_size), *z;
+	size_t cap = ZSTD_compressBound(b->raw_size), n;
+
+	z = malloc(cap);
+	if (!cctx || !raw || !z)
+		die("out of memory");
+	n = ZSTD_decompress(raw, b->raw_size, b->payload.p, b->payload.len);
+	if (ZSTD_isError(n) || n != b->raw_size)
+		die("zstd round trip failed");
+	ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, 3);
+	ZSTD_CCtx_setParameter(cctx, ZSTD_c_contentSizeFlag, 0);
+	/* Streaming with an unknown size, so the frame header omits it. */
+	{
+		ZSTD_inBuffer in = { raw, b->raw_size, 0 };
+		ZSTD_outBuffer out = { z, cap, 0 };
+		size_t left = ZSTD_compressStream2(cctx, &out, &in, ZSTD_e_end);
+		if (ZSTD_isError(left) || left != 0)
+			die("zstd stream compression failed");
+		n = out.pos;
+	}
+	if (ZSTD_getFrameContentSize(z, n) != ZSTD_CONTENTSIZE_UNKNOWN)
+		die("zstd frame still declares its content size");
+	blk_set_payload(b, z, n);
+	free(z);
+	free(raw);
+	ZSTD_freeCCtx(cctx);
+}
+
 static void blk_put_header(struct buf *out, const struct blk *b)
 {
 	size_t start = out->len;
@@ -967,6 +1013,11 @@ static void broken_vectors(void)
 	e.verify = "KT_ECORRUPT";
 	emit("bad-index-flip", "valid segment whose index has one bit flipped in entry 1's running_max_ts",
 	     &s, &f, &idx, &e, &e);
+	/* The same flip with the entries checksum recomputed: only the
+	 * running-maximum rule can refuse it. */
+	set_le(idx.p + idx.len - 8, xxh(idx.p + 48, idx.len - 56), 8);
+	emit("bad-index-running-max", "valid segment whose index has a wrong running_max_ts in entry 1, index checksums valid",
+	     &s, &f, &idx, &e, &e);
 	buf_free(&idx);
 	buf_free(&f);
 	seg_free(&s);
@@ -1076,6 +1127,8 @@ static void structure_vectors(void)
 		     FIX_FILE_HEADER, 8, 2, -1, "KT_ECORRUPT");
 	patch_vector("bad-header-size", "file header header_size 47 instead of 46, checksum valid",
 		     FIX_FILE_HEADER, 10, 2, 1, "KT_ECORRUPT");
+	patch_vector("bad-topic-len-250", "file header topic_len 250 (above Kafka's 249)",
+		     FIX_FILE_HEADER, 20, 2, 244, "KT_ECORRUPT");
 	patch_vector("bad-header-reserved", "file header reserved u16 at byte 22 is 1, checksum valid",
 		     FIX_FILE_HEADER, 22, 2, 1, "KT_ECORRUPT");
 	seg_multi(&s, shapes, 0, NULL);
@@ -1089,6 +1142,8 @@ static void structure_vectors(void)
 	/* Seek table and footer rules (rows 7-11), checked at open. */
 	patch_vector("bad-seek-entry-size", "seek table entry_size 65, segment and footer checksums valid",
 		     FIX_SEEK_TABLE, 4, 4, 1, "KT_EVERSION");
+	patch_vector("bad-seek-entry-reserved", "seek table entry 1's reserved byte 21 is 1, checksums valid",
+		     FIX_SEEK_TABLE, 16 + SEEK_ENTRY_SIZE + 21, 1, 1, "KT_ECORRUPT");
 	patch_vector("bad-seek-magic", "seek table magic KTSX, segment and footer checksums valid",
 		     FIX_SEEK_TABLE, 3, 1, 'X' - 'K', "KT_ECORRUPT");
 	patch_vector("bad-seek-not-contiguous", "seek table entry 1's file_offset one byte late, checksums valid",
@@ -1118,7 +1173,23 @@ static void structure_vectors(void)
 		struct_vector("bad-blocks-overlap", "block 1's first_offset (103) equals block 0's last_offset", &s, &corrupt);
 	}
 
+	seg_multi(&s, shapes, 0, NULL);
+	s.blocks[0].raw_size = (1u << 28) + (1u << 30) + 65;
+	struct_vector("bad-raw-size-cap", "block 0 raw_size 2^28 + 2^30 + 65 (one above the maximum) in header and entry", &s, &corrupt);
+
 	/* Block rules checked at load (rows 13-16). */
+	seg_multi(&s, shapes, 0, NULL);
+	blk_zstd_without_size(&s.blocks[0]);
+	struct_vector("bad-zstd-no-content-size", "block 0 is a zstd frame that does not declare its content size, checksums valid", &s, &load0);
+	seg_multi(&s, shapes, 0, NULL);
+	{
+		struct buf longer = { 0 };
+		buf_put(&longer, s.blocks[0].payload.p, s.blocks[0].payload.len);
+		buf_put(&longer, "", 1);
+		blk_set_payload(&s.blocks[0], longer.p, longer.len);
+		buf_free(&longer);
+	}
+	struct_vector("bad-zstd-trailing-byte", "block 0's zstd frame is followed by one 00 byte inside stored_size, checksums valid", &s, &load0);
 	seg_multi(&s, shapes, 0, NULL);
 	s.blocks[0].raw_size += 1;
 	e = load0;
@@ -1217,12 +1288,36 @@ static struct vrec extremes[] = {
 	{ 9007199254740994, 1, 0, B("k"), B("v"), NULL, 0 },
 };
 
+/* Five blocks whose max_ts are 500, 100, 200, 300, 900: not monotonic, so
+ * a binary search over max_ts instead of running_max_ts finds the wrong
+ * block for, e.g., time 150 (block 0 holds 500, the first ts >= 150). */
+static const struct vrec time_order[] = {
+	{ 10, 400, 0, B("a"), B("1"), NULL, 0 }, { 11, 500, 0, B("b"), B("2"), NULL, 0 },
+	{ 12, 50, 0, B("c"), B("3"), NULL, 0 },  { 13, 100, 0, B("d"), B("4"), NULL, 0 },
+	{ 14, 150, 0, B("e"), B("5"), NULL, 0 }, { 15, 200, 0, B("f"), B("6"), NULL, 0 },
+	{ 16, 250, 0, B("g"), B("7"), NULL, 0 }, { 17, 300, 0, B("h"), B("8"), NULL, 0 },
+	{ 18, 600, 0, B("i"), B("9"), NULL, 0 }, { 19, 900, 0, B("j"), B("10"), NULL, 0 },
+};
+
 static void extreme_vectors(void)
 {
 	struct seg s;
 	struct buf f = { 0 }, idx = { 0 };
 	struct layout lay;
-	struct expect e = ok_all(5, 2);
+	struct expect e;
+
+	seg_init(&s);
+	s.nblocks = 5;
+	for (size_t i = 0; i < 5; i++)
+		blk_build(&s.blocks[i], time_order + 2 * i, 2, (int)(i & 1), NULL);
+	seg_serialize(&s, &f, &lay);
+	index_serialize(&s, &lay, 1, &idx);
+	e = ok_all(10, 5);
+	emit("valid-time-order", "5 blocks of 2 records whose max_ts (500, 100, 200, 300, 900) are not monotonic: time lookups need the running maximum",
+	     &s, &f, &idx, &e, &e);
+	buf_free(&f);
+	buf_free(&idx);
+	seg_free(&s);
 
 	memset(key127, 'K', sizeof(key127));
 	memset(key128, 'L', sizeof(key128));
@@ -1232,6 +1327,7 @@ static void extreme_vectors(void)
 	blk_build(&s.blocks[1], extremes + 3, 2, 0, NULL);
 	seg_serialize(&s, &f, &lay);
 	index_serialize(&s, &lay, 1, &idx);
+	e = ok_all(5, 2);
 	emit("valid-extremes", "timestamps INT64_MIN..INT64_MAX in one zstd block, offsets past 2^53, keys of 127 and 128 bytes, 8 headers with duplicates and a null value",
 	     &s, &f, &idx, &e, &e);
 	buf_free(&f);
@@ -1419,7 +1515,14 @@ static const char README_HEAD[] =
 "(equal to the first N listed in `vectors.json`) and then X (`end`: returns 0;\n"
 "otherwise that error), and `kt_store_reader_verify` on a fresh reader returns\n"
 "Y. Readers also expose in `kt_store_reader_info` the block and record counts,\n"
-"offsets, timestamps and `sealed` given in `vectors.json` under `info`.\n"
+"offsets, timestamps, `sealed` and (sealed only) the segment checksum given in\n"
+"`vectors.json` under `info`. For every vector read to its end, the test also\n"
+"checks lookups by offset and time (`find_*`, `seek_*`) for every record's\n"
+"offset and timestamp and their successors against a linear scan\n"
+"(segment.md 5.1), through the index and with `KT_STORE_OPEN_NO_INDEX`.\n"
+"\n"
+"Regenerating: remove `segments/` and `repo/` first, so that a renamed vector\n"
+"leaves no stale file (`test_every_vector_file_is_listed` catches one).\n"
 "\n"
 "Disagreements found between `src/store` and these expectations are listed in\n"
 "[DISCREPANCIES.md](DISCREPANCIES.md) and marked `known_discrepancy` in\n"
