@@ -138,6 +138,7 @@ struct tweak {
 	uint8_t attr_or;     /* bits OR'ed into attributes */
 	uint64_t length_add; /* added to the record's length field */
 	int overlong_key_len; /* key_len written with one needless 0x80 byte */
+	int overflow_key_len; /* key_len as 10 bytes whose value is >= 2^64 */
 };
 
 static const struct tweak no_tweak = { .rec = -1 };
@@ -159,7 +160,11 @@ static void encode_record(struct buf *out, const struct vrec *r, int64_t first_o
 	put_varint(&body, (uint64_t)r->offset - (uint64_t)first_offset);
 	put_varint(&body, (uint64_t)r->ts - (uint64_t)min_ts);
 	if (r->key) {
-		if (tweaked && tw->overlong_key_len) {
+		if (tweaked && tw->overflow_key_len) {
+			static const uint8_t ten[10] = { 0xff, 0xff, 0xff, 0xff, 0xff,
+							 0xff, 0xff, 0xff, 0xff, 0x02 };
+			buf_put(&body, ten, sizeof(ten));
+		} else if (tweaked && tw->overlong_key_len) {
 			/* The same value with a redundant continuation byte: the
 			 * value decodes fine but is not in shortest form. */
 			uint8_t two[2] = { (uint8_t)(0x80 | (r->key_len & 0x7f)),
@@ -899,6 +904,8 @@ static const struct {
 	  { .rec = 0, .length_add = 1 } },
 	{ "bad-record-overlong-varint", "record 5 (2nd of block 1) writes key_len as a 2-byte varint (not shortest form)",
 	  { .rec = 1, .overlong_key_len = 1 } },
+	{ "bad-record-varint-overflow", "record 5 (2nd of block 1) writes key_len as 10 bytes ending in 02 (a value >= 2^64)",
+	  { .rec = 1, .overflow_key_len = 1 } },
 };
 
 static void torn_vector(const char *name, const char *what, uint64_t cut_at,
@@ -1156,6 +1163,34 @@ static void structure_vectors(void)
 		     FIX_FOOTER, 0, 8, -8, "KT_ECORRUPT");
 	patch_vector("bad-footer-min-ts", "footer min_ts one less than the blocks' minimum, footer checksum valid",
 		     FIX_FOOTER, 40, 8, -1, "KT_ECORRUPT");
+
+	/* block_count 3 + 2^58: 64 x N wraps to 192 in 64-bit arithmetic, so
+	 * a reader that does not guard the multiplication finds the sizes
+	 * consistent and then allocates 2^58 entries.  Seek table and footer
+	 * agree, every checksum is valid. */
+	seg_multi(&s, shapes, 0, NULL);
+	seg_serialize(&s, &f, &lay);
+	set_le(f.p + lay.seek_off + 8, 3 + (1ull << 58), 8);
+	set_le(f.p + lay.footer_off + 8, 3 + (1ull << 58), 8);
+	reseal(&f, &lay);
+	emit("bad-block-count-overflow", "seek table and footer block_count 3 + 2^58 (64 x N wraps to 192), checksums valid",
+	     &s, &f, NULL, &corrupt, &corrupt);
+	buf_free(&f);
+	/* The index's block_count 3 + 2^60: 48 x N wraps to 144. */
+	seg_serialize(&s, &f, &lay);
+	{
+		struct buf idx = { 0 };
+		index_serialize(&s, &lay, 1, &idx);
+		set_le(idx.p + 16, 3 + (1ull << 60), 8);
+		set_le(idx.p + 40, xxh(idx.p, 40), 8);
+		e = ok_all(NSHAPES, 3);
+		e.verify = "KT_ECORRUPT";
+		emit("bad-index-count-overflow", "valid segment whose index says 3 + 2^60 blocks (48 x N wraps to 144), index checksums valid",
+		     &s, &f, &idx, &e, &e);
+		buf_free(&idx);
+	}
+	buf_free(&f);
+	seg_free(&s);
 
 	/* Entry rules checked at open, though the block header agrees. */
 	seg_multi(&s, shapes, 0, NULL);
