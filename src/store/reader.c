@@ -211,6 +211,7 @@ static int load_block(struct kt_store_reader *reader, size_t i, char *errstr,
 {
 	const struct kt_store_block_info *expect = &reader->blocks[i];
 	struct kt_store_block_info blk;
+	size_t rec_block;
 	int err;
 
 	reader->cur = NO_BLOCK;
@@ -243,6 +244,7 @@ static int load_block(struct kt_store_reader *reader, size_t i, char *errstr,
 	reader->pos = 0;
 	reader->parsed = 0;
 	reader->seen_min = reader->seen_max = 0;
+	rec_block = reader->rec_block;
 	/* The whole block is checked before any record of it is returned
 	 * (segment.md 7), so a restore never emits part of a damaged block;
 	 * next() then parses the records again, which costs little next to
@@ -258,6 +260,7 @@ static int load_block(struct kt_store_reader *reader, size_t i, char *errstr,
 	reader->pos = 0;
 	reader->parsed = 0;
 	reader->seen_min = reader->seen_max = 0;
+	reader->rec_block = rec_block;
 	reader->stats.blocks_loaded++;
 	reader->stats.stored_bytes_read += blk.stored_size;
 	reader->stats.raw_bytes_decoded += blk.raw_size;
@@ -265,6 +268,7 @@ static int load_block(struct kt_store_reader *reader, size_t i, char *errstr,
 
 invalid:
 	reader->cur = NO_BLOCK;
+	reader->rec_block = rec_block;
 	return err;
 }
 
@@ -284,6 +288,21 @@ static int record_corrupt(const struct kt_store_reader *reader, const char *why,
 		if (kt_varint_get(&(p), (end), &(v)) < 0)                 \
 			return record_corrupt(reader, what, errstr, errstr_size); \
 	} while (0)
+
+/* Reads a varint length and that many bytes from [*pp, end); -1 when
+ * either does not fit. */
+static inline int get_bytes(const uint8_t **pp, const uint8_t *end, const void **out,
+			    size_t *len)
+{
+	uint64_t n;
+
+	if (kt_varint_get(pp, end, &n) < 0 || n > (uint64_t)(end - *pp))
+		return -1;
+	*out = *pp;
+	*len = (size_t)n;
+	*pp += n;
+	return 0;
+}
 
 /* Parses the record at pos into reader->rec with every check of
  * format/segment.md section 7, and advances pos past it. */
@@ -330,26 +349,16 @@ static int parse_record(struct kt_store_reader *reader, char *errstr, size_t err
 	if (attr & KT_SEG_ATTR_KEY_NULL) {
 		rec->key = NULL;
 		rec->key_len = 0;
-	} else {
-		GET_VARINT(p, rend, n, "key length is not a valid varint");
-		if (n > (uint64_t)(rend - p))
-			return record_corrupt(reader, "key runs past the record", errstr,
-					      errstr_size);
-		rec->key = p;
-		rec->key_len = (size_t)n;
-		p += n;
+	} else if (get_bytes(&p, rend, &rec->key, &rec->key_len) < 0) {
+		return record_corrupt(reader, "key length is not a valid varint or runs past "
+				      "the record", errstr, errstr_size);
 	}
 	if (attr & KT_SEG_ATTR_VALUE_NULL) {
 		rec->value = NULL;
 		rec->value_len = 0;
-	} else {
-		GET_VARINT(p, rend, n, "value length is not a valid varint");
-		if (n > (uint64_t)(rend - p))
-			return record_corrupt(reader, "value runs past the record", errstr,
-					      errstr_size);
-		rec->value = p;
-		rec->value_len = (size_t)n;
-		p += n;
+	} else if (get_bytes(&p, rend, &rec->value, &rec->value_len) < 0) {
+		return record_corrupt(reader, "value length is not a valid varint or runs past "
+				      "the record", errstr, errstr_size);
 	}
 	GET_VARINT(p, rend, count, "header count is not a valid varint");
 	/* Each header takes at least two bytes, which bounds the array
@@ -374,13 +383,9 @@ static int parse_record(struct kt_store_reader *reader, char *errstr, size_t err
 	for (uint64_t h = 0; h < count; h++) {
 		struct kt_header *hd = &reader->headers[h];
 
-		GET_VARINT(p, rend, n, "header name length is not a valid varint");
-		if (n > (uint64_t)(rend - p))
-			return record_corrupt(reader, "header name runs past the record",
-					      errstr, errstr_size);
-		hd->name = (const char *)p;
-		hd->name_len = (size_t)n;
-		p += n;
+		if (get_bytes(&p, rend, (const void **)&hd->name, &hd->name_len) < 0)
+			return record_corrupt(reader, "header name length is not a valid varint "
+					      "or runs past the record", errstr, errstr_size);
 		GET_VARINT(p, rend, n, "header value length is not a valid varint");
 		if (n == 0) {
 			hd->value = NULL;

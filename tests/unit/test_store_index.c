@@ -23,7 +23,7 @@ static int setup(void **state)
 	tl_mkdtemp(fx->dir, sizeof(fx->dir));
 	snprintf(fx->path, sizeof(fx->path), "%s/seg.kts", fx->dir);
 	assert_int_equal(kt_store_index_path(fx->path, fx->ipath, sizeof(fx->ipath)), 0);
-	fx->set = tl_generate(800, 5, 0, 0);
+	fx->set = tl_generate(300, 5, 0, 0);
 	kt_store_writer_opts_init(&opts);
 	opts.block_size = 4096;
 	tl_write(fx->path, &fx->set, fx->set.n, &opts, &fx->info);
