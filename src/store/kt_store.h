@@ -234,12 +234,18 @@ void kt_store_reader_stats(const struct kt_store_reader *reader,
  * table matching the blocks, and the index file (if any) matching the
  * segment.  Returns 0 when clean; otherwise the first problem's code with
  * file, block and byte offset in errstr, and *bad_blocks counts the blocks
- * found damaged (may be NULL). */
+ * found damaged (may be NULL).  In the order of format/segment.md 7: a
+ * damaged block (KT_ECORRUPT), then a recovered, unsealed segment
+ * (KT_ETRUNCATED), then the index: a newer version is KT_EVERSION, damaged
+ * or bound to other content KT_ECORRUPT ("index ... does not match" /
+ * "is damaged"), never counted in *bad_blocks; a missing index is not a
+ * failure.  Leaves the reader positioned at the start of the segment. */
 int kt_store_reader_verify(struct kt_store_reader *reader, uint64_t *bad_blocks,
 			   char *errstr, size_t errstr_size);
 
-/* Rebuilds the index file of a segment from the segment alone (footer, or a
- * recovery scan of the blocks).  Written by temp file + rename. */
+/* Rebuilds the index file of a segment from the segment alone (its footer
+ * and seek table).  Written by temp file + rename.  A torn segment has no
+ * valid index (format/segment.md 5): it gives KT_ETRUNCATED. */
 int kt_store_index_rebuild(const char *segment_path, unsigned file_mode,
 			   char *errstr, size_t errstr_size);
 
