@@ -217,8 +217,40 @@ struct seen {
 	size_t block[SEEN_MAX];
 };
 
+/* After a damaged block, the blocks after it stay readable (segment.md
+ * section 7): seek to the next one and read the rest, which are the last
+ * resume_records of the vector's records. */
+static int check_resume(struct vec_case *vc, const char *mode, struct kt_store_reader *reader,
+			const json_t *want, const json_t *records)
+{
+	size_t block = (size_t)jint(want, "resume_block");
+	size_t expected = (size_t)jint(want, "resume_records");
+	size_t first = json_array_size(records) - expected, n = 0;
+	const struct kt_record *rec;
+	char errstr[512] = "";
+	int rc;
+
+	rc = kt_store_reader_seek_block(reader, block, errstr, sizeof(errstr));
+	if (rc != 0)
+		return mismatch(vc, "%s: seek_block(%zu) past the damaged block gave %s (%s)", mode,
+				block, code_name(rc), errstr);
+	while ((rc = kt_store_reader_next(reader, &rec, errstr, sizeof(errstr))) == 1) {
+		if (n >= expected)
+			return mismatch(vc, "%s: from block %zu read returned more than %zu records",
+					mode, block, expected);
+		if (check_record(vc, mode, first + n, json_array_get(records, first + n), rec) != 0)
+			return -1;
+		n++;
+	}
+	if (rc != 0 || n != expected)
+		return mismatch(vc, "%s: from block %zu read returned %zu records then %s (%s), expected %zu then the end",
+				mode, block, n, code_name(rc), errstr, expected);
+	return 0;
+}
+
 /* Reads every record, comparing with the vector's record set, and checks
- * the code that ends the read. */
+ * the code that ends the read (and, after a damaged block, that the blocks
+ * after it are still readable). */
 static int check_read(struct vec_case *vc, const char *mode, struct kt_store_reader *reader,
 		      const json_t *want, const json_t *records, struct seen *seen)
 {
@@ -252,6 +284,8 @@ static int check_read(struct vec_case *vc, const char *mode, struct kt_store_rea
 	if (rc < 0 && errstr[0] == '\0')
 		return mismatch(vc, "%s: read failed with %s but left errstr empty", mode,
 				code_name(rc));
+	if (rc < 0 && json_object_get(want, "resume_block"))
+		return check_resume(vc, mode, reader, want, records);
 	return 0;
 }
 

@@ -650,6 +650,20 @@ static json_t *expect_json(const struct seg *s, const struct expect *e, size_t f
 		json_object_set_new(j, "read", json_string(e->read));
 		json_object_set_new(j, "verify", json_string(e->verify));
 		json_object_set_new(j, "bad_blocks", json_integer((json_int_t)e->bad_blocks));
+		if (strcmp(e->read, "OK") != 0) {
+			/* The damaged block is the one after the last record
+			 * returned (blocks are never empty); the blocks after it
+			 * must stay readable through seek_block. */
+			size_t bad = 0, before = 0, after = 0;
+			while (bad < e->blocks && before < e->records)
+				before += s->blocks[bad++].n;
+			for (size_t b = bad + 1; b < e->blocks; b++)
+				after += s->blocks[b].n;
+			if (bad + 1 < e->blocks) {
+				json_object_set_new(j, "resume_block", json_integer((json_int_t)bad + 1));
+				json_object_set_new(j, "resume_records", json_integer((json_int_t)after));
+			}
+		}
 		info = info_json(s, e->blocks, e->sealed);
 		json_object_set_new(info, "file_size", json_integer((json_int_t)file_size));
 		if (e->sealed) {
@@ -1554,7 +1568,9 @@ static const char README_HEAD[] =
 "`vectors.json` under `info`. For every vector read to its end, the test also\n"
 "checks lookups by offset and time (`find_*`, `seek_*`) for every record's\n"
 "offset and timestamp and their successors against a linear scan\n"
-"(segment.md 5.1), through the index and with `KT_STORE_OPEN_NO_INDEX`.\n"
+"(segment.md 5.1), through the index and with `KT_STORE_OPEN_NO_INDEX`. When a\n"
+"read stops at a damaged block, `resume_block` and `resume_records` say that\n"
+"`kt_store_reader_seek_block` past it must still give the remaining records.\n"
 "\n"
 "Regenerating: remove `segments/` and `repo/` first, so that a renamed vector\n"
 "leaves no stale file (`test_every_vector_file_is_listed` catches one).\n"
