@@ -46,10 +46,15 @@ void kt_cli_error(const char *cmd, const char *fmt, ...)
  * KT_EXIT_USAGE. */
 int kt_cli_usage_error(const char *cmd);
 
+/* Formats a byte count for people ("12.3 MiB"); defined in cmd_ls.c. */
+void kt_cli_format_bytes(uint64_t n, char *buf, size_t size);
+
 /* Command entry points. */
 int kt_cli_cmd_version(int argc, char **argv);
 /* KT_CLI_PROTOTYPES: one line per command, added with the command. */
 int kt_cli_cmd_verify(int argc, char **argv);
+int kt_cli_cmd_ls(int argc, char **argv);
+int kt_cli_cmd_show(int argc, char **argv);
 int kt_cli_cmd_prune(int argc, char **argv);
 int kt_cli_cmd_export(int argc, char **argv);
 int kt_cli_cmd_import(int argc, char **argv);
