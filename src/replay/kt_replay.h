@@ -75,11 +75,12 @@ struct kt_replay_offset_bound {
 int kt_replay_parse_offset_bound(char *text, struct kt_replay_offset_bound *bound,
 				 char *errstr, size_t errstr_size);
 
-/* A librdkafka property (from -X name=value or -F file). */
-struct kt_replay_conf {
-	const char *name;
-	const char *value;
-};
+/* Applies the user's librdkafka settings (-X, -F) to a client
+ * configuration, which is an rd_kafka_conf_t * passed as void * so that this
+ * header needs no librdkafka include.  Called for the producer and for each
+ * group-commit consumer; returns 0 or KT_EUSAGE with a sentence. */
+typedef int kt_replay_conf_fn(void *opaque, void *rd_kafka_conf, char *errstr,
+			      size_t errstr_size);
 
 struct kt_replay_progress {
 	uint64_t records_sent;    /* handed to the producer, this run */
@@ -92,7 +93,8 @@ struct kt_replay_progress {
 };
 
 /* Called from the thread running kt_replay_run(), about every
- * progress_interval_ms and once at the end; must not call into the engine. */
+ * progress_interval_ms and once at the end; it may call kt_replay_summary()
+ * and nothing else of the engine. */
 typedef void kt_replay_progress_fn(void *opaque, const struct kt_replay_progress *progress);
 
 struct kt_replay_opts {
@@ -100,8 +102,8 @@ struct kt_replay_opts {
 	const char *repo_path;
 	const char *snapshot_id; /* NULL or "latest": the newest */
 	const char *brokers;     /* bootstrap servers of the target */
-	const struct kt_replay_conf *conf; /* extra librdkafka properties */
-	size_t conf_count;
+	kt_replay_conf_fn *conf_apply; /* may be NULL */
+	void *conf_opaque;
 
 	/* Selection, as in capture: each pattern is a POSIX extended regex
 	 * matched against the whole topic name (so a plain name selects that
