@@ -49,6 +49,16 @@ int kt_cli_usage_error(const char *cmd);
 /* Formats a byte count for people ("12.3 MiB"); defined in cmd_ls.c. */
 void kt_cli_format_bytes(uint64_t n, char *buf, size_t size);
 
+/* Parses the options ls and show share (-r REPO, --json, --help) and allows
+ * at most max_args arguments, left at argv[optind..argc).  Returns -1 to go
+ * on, or the exit code the command returns (help printed, or usage error).
+ * Defined in cmd_ls.c. */
+int kt_cli_repo_args(const char *cmd, int argc, char **argv, void (*usage)(FILE *out),
+		     int max_args, const char **repo_path, int *json);
+
+/* "full", "incremental" or "partial" (enum kt_store_snapshot_kind). */
+const char *kt_cli_snapshot_kind_name(int kind);
+
 /* Command entry points. */
 int kt_cli_cmd_version(int argc, char **argv);
 /* KT_CLI_PROTOTYPES: one line per command, added with the command. */

@@ -10,8 +10,6 @@
 #include "cli.h"
 #include "kt_store.h"
 
-static const char *const kind_names[] = { "full", "incremental", "partial" };
-
 static void ls_usage(FILE *out)
 {
 	fprintf(out,
@@ -66,7 +64,8 @@ static void totals_of(const struct kt_store_snapshot *snap, struct ls_totals *t)
 	}
 }
 
-int kt_cli_cmd_ls(int argc, char **argv)
+int kt_cli_repo_args(const char *cmd, int argc, char **argv, void (*usage)(FILE *out),
+		     int max_args, const char **repo_path, int *json)
 {
 	static const struct option opts[] = {
 		{ "repo", required_argument, NULL, 'r' },
@@ -74,36 +73,56 @@ int kt_cli_cmd_ls(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct kt_store_repo *repo = NULL;
-	const char *repo_path = NULL;
-	char **ids = NULL, errstr[1024];
-	size_t count = 0;
-	json_t *arr = NULL;
-	int json = 0, c, err, damaged = 0, rc = KT_EXIT_FAILURE;
+	int c;
 
+	*repo_path = NULL;
+	*json = 0;
 	while ((c = getopt_long(argc, argv, "r:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'r':
-			repo_path = optarg;
+			*repo_path = optarg;
 			break;
 		case 'J':
-			json = 1;
+			*json = 1;
 			break;
 		case 'h':
-			ls_usage(stdout);
+			usage(stdout);
 			return KT_EXIT_OK;
 		default:
-			return kt_cli_usage_error("ls");
+			return kt_cli_usage_error(cmd);
 		}
 	}
-	if (optind < argc) {
-		kt_cli_error("ls", "unexpected argument '%s'", argv[optind]);
-		return kt_cli_usage_error("ls");
+	if (argc - optind > max_args) {
+		kt_cli_error(cmd, "unexpected argument '%s'", argv[optind + max_args]);
+		return kt_cli_usage_error(cmd);
 	}
-	if (!repo_path) {
-		kt_cli_error("ls", "-r REPO is required");
-		return kt_cli_usage_error("ls");
+	if (!*repo_path) {
+		kt_cli_error(cmd, "-r REPO is required");
+		return kt_cli_usage_error(cmd);
 	}
+	return -1;
+}
+
+const char *kt_cli_snapshot_kind_name(int kind)
+{
+	static const char *const names[] = { "full", "incremental", "partial" };
+
+	return kind >= 0 && kind < 3 ? names[kind] : "unknown";
+}
+
+int kt_cli_cmd_ls(int argc, char **argv)
+{
+	struct kt_store_repo *repo = NULL;
+	const char *repo_path;
+	char **ids = NULL, errstr[1024];
+	size_t count = 0;
+	json_t *arr = NULL;
+	int json, err, damaged = 0;
+	int rc = kt_cli_repo_args("ls", argc, argv, ls_usage, 0, &repo_path, &json);
+
+	if (rc >= 0)
+		return rc;
+	rc = KT_EXIT_FAILURE;
 	err = kt_store_repo_open(&repo, repo_path, 0, 0, errstr, sizeof(errstr));
 	if (!err)
 		err = kt_store_repo_list_snapshots(repo, &ids, &count, errstr, sizeof(errstr));
@@ -143,7 +162,7 @@ int kt_cli_cmd_ls(int argc, char **argv)
 		if (json) {
 			json_array_append_new(arr, json_pack("{s:s, s:s?, s:s, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:f}",
 				"id", snap->id, "parent", snap->parent[0] ? snap->parent : NULL,
-				"kind", kind_names[snap->kind], "completed_ms", (json_int_t)snap->completed_ms,
+				"kind", kt_cli_snapshot_kind_name(snap->kind), "completed_ms", (json_int_t)snap->completed_ms,
 				"completed", when, "started_ms", (json_int_t)snap->started_ms,
 				"topics", (json_int_t)snap->topic_count, "partitions", (json_int_t)t.partitions,
 				"records", (json_int_t)t.records, "raw_bytes", (json_int_t)t.raw_bytes,
@@ -151,7 +170,7 @@ int kt_cli_cmd_ls(int argc, char **argv)
 		} else {
 			kt_cli_format_bytes(t.stored_bytes, stored, sizeof(stored));
 			printf("%-28s  %-24s  %-11s  %6zu  %14" PRIu64 "  %10s  %5.2fx\n", snap->id, when,
-			       kind_names[snap->kind], snap->topic_count, t.records, stored, ratio);
+			       kt_cli_snapshot_kind_name(snap->kind), snap->topic_count, t.records, stored, ratio);
 		}
 		kt_store_snapshot_destroy(snap);
 	}

@@ -1,14 +1,12 @@
 /* ktape show: what one snapshot holds, per topic and partition. */
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "kt_store.h"
-
-static const char *const kind_names[] = { "full", "incremental", "partial" };
 
 static void show_usage(FILE *out)
 {
@@ -76,43 +74,17 @@ static void show_topic(const struct kt_store_topic *topic)
 
 int kt_cli_cmd_show(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "repo", required_argument, NULL, 'r' },
-		{ "json", no_argument, NULL, 'J' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct kt_store_repo *repo = NULL;
 	struct kt_store_snapshot *snap = NULL;
-	const char *repo_path = NULL, *id = "latest";
+	const char *repo_path, *id;
 	char errstr[1024], *text = NULL, started[40], completed[40];
-	int json = 0, c, err, rc = KT_EXIT_FAILURE;
+	int json, err;
+	int rc = kt_cli_repo_args("show", argc, argv, show_usage, 1, &repo_path, &json);
 
-	while ((c = getopt_long(argc, argv, "r:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'r':
-			repo_path = optarg;
-			break;
-		case 'J':
-			json = 1;
-			break;
-		case 'h':
-			show_usage(stdout);
-			return KT_EXIT_OK;
-		default:
-			return kt_cli_usage_error("show");
-		}
-	}
-	if (optind < argc)
-		id = argv[optind++];
-	if (optind < argc) {
-		kt_cli_error("show", "unexpected argument '%s'", argv[optind]);
-		return kt_cli_usage_error("show");
-	}
-	if (!repo_path) {
-		kt_cli_error("show", "-r REPO is required");
-		return kt_cli_usage_error("show");
-	}
+	if (rc >= 0)
+		return rc;
+	rc = KT_EXIT_FAILURE;
+	id = optind < argc ? argv[optind] : "latest";
 	err = kt_store_repo_open(&repo, repo_path, 0, 0, errstr, sizeof(errstr));
 	if (!err)
 		err = kt_store_repo_load_snapshot(repo, id, &snap, errstr, sizeof(errstr));
@@ -131,7 +103,7 @@ int kt_cli_cmd_show(int argc, char **argv)
 	} else {
 		kt_format_time_ms(snap->started_ms, started, sizeof(started));
 		kt_format_time_ms(snap->completed_ms, completed, sizeof(completed));
-		printf("snapshot %s (%s)\n", snap->id, kind_names[snap->kind]);
+		printf("snapshot %s (%s)\n", snap->id, kt_cli_snapshot_kind_name(snap->kind));
 		if (snap->parent[0])
 			printf("  continues %s\n", snap->parent);
 		printf("  started %s, completed %s\n", started, completed);
