@@ -604,6 +604,8 @@ static void check_repo(struct vec_case *vc, const char *dir)
 	int rc;
 
 	rc = kt_store_repo_open(&repo, dir, 0, 0, errstr, sizeof(errstr));
+	if (rc != 0 && getenv("KT_VECTORS_VERBOSE"))
+		print_message("repo_open: %s\n", errstr);
 	if (strcmp(code_name(rc), jstr(entry, "open")) != 0) {
 		mismatch(vc, "kt_store_repo_open gave %s (%s), expected %s", code_name(rc), errstr,
 			 jstr(entry, "open"));
@@ -616,6 +618,8 @@ static void check_repo(struct vec_case *vc, const char *dir)
 	json = slurp(path, &len);
 	errstr[0] = '\0';
 	rc = kt_store_snapshot_from_json(json, len, &snap, errstr, sizeof(errstr));
+	if (rc != 0 && getenv("KT_VECTORS_VERBOSE"))
+		print_message("from_json: %s\n", errstr);
 	if (strcmp(code_name(rc), jstr(entry, "from_json")) != 0) {
 		mismatch(vc, "kt_store_snapshot_from_json gave %s (%s), expected %s", code_name(rc),
 			 errstr, jstr(entry, "from_json"));

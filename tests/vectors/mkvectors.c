@@ -1486,32 +1486,96 @@ static json_t *manifest(int version, const char *seg_path, const struct seg *s,
 }
 
 /* One repository vector: a directory with a marker and at most one
- * manifest; expectations for kt_store_repo_open, for
- * kt_store_snapshot_from_json on the manifest, and for loading it. */
-static void repo_vector(const char *name, const char *what, int marker_version,
-			const char *marker_format, int manifest_version, const char *seg_path,
-			const char *open, const char *from_json, const char *load,
-			const struct seg *s, const struct buf *segfile, const struct buf *idxfile,
+ * manifest (built by manifest(), then altered by mutate), with the
+ * one-record segment when a load must reach it; expectations for
+ * kt_store_repo_open, kt_store_snapshot_from_json on the manifest, and
+ * kt_store_repo_load_snapshot. */
+struct repo_case {
+	const char *name;
+	const char *what;
+	int marker_version;
+	const char *marker_format;
+	int manifest_version; /* 0: no manifest */
+	const char *seg_path;
+	void (*mutate)(json_t *manifest);
+	int with_segment;
+	const char *open;
+	const char *from_json;
+	const char *load;
+};
+
+static json_t *first_partition(json_t *m)
+{
+	return json_array_get(json_object_get(json_array_get(json_object_get(m, "topics"), 0),
+					      "partitions"), 0);
+}
+
+static void m_format_wrong(json_t *m)
+{
+	json_object_set_new(m, "format", json_string("ktape-repository"));
+}
+
+static void m_version_missing(json_t *m)
+{
+	json_object_del(m, "version");
+}
+
+static void m_kind_unknown(json_t *m)
+{
+	json_object_set_new(m, "kind", json_string("weekly"));
+}
+
+static void m_unknown_fields(json_t *m)
+{
+	json_t *part = first_partition(m);
+
+	json_object_set_new(m, "future_field", json_pack("{s:i,s:[s]}", "x", 1, "y", "z"));
+	json_object_set_new(part, "future_flag", json_true());
+	json_object_set_new(json_array_get(json_object_get(part, "segments"), 0), "future",
+			    json_string("ignored"));
+}
+
+static void m_records_mismatch(json_t *m)
+{
+	json_object_set_new(first_partition(m), "records", json_integer(2));
+}
+
+static void m_end_before_start(json_t *m)
+{
+	json_object_set_new(first_partition(m), "start_offset", json_integer(5));
+	json_object_set_new(first_partition(m), "end_offset", json_integer(4));
+}
+
+static void m_segment_below_start(json_t *m)
+{
+	json_object_set_new(first_partition(m), "start_offset", json_integer(1));
+	json_object_set_new(first_partition(m), "end_offset", json_integer(2));
+}
+
+static void repo_vector(const struct repo_case *rc, const struct seg *s,
+			const struct buf *segfile, const struct buf *idxfile,
 			const struct layout *lay)
 {
 	char rel[512], root[256], row[1024];
 	json_t *files = json_array(), *m, *j;
 
-	snprintf(root, sizeof(root), "repo/%s", name);
+	snprintf(root, sizeof(root), "repo/%s", rc->name);
 	snprintf(rel, sizeof(rel), "%s/ktape-repository.json", root);
-	m = marker(marker_version, marker_format);
+	m = marker(rc->marker_version, rc->marker_format);
 	put_json_file(rel, m);
 	json_decref(m);
 	json_array_append_new(files, json_string("ktape-repository.json"));
-	if (manifest_version) {
+	if (rc->manifest_version) {
 		snprintf(rel, sizeof(rel), "%s/snapshots/%s.json", root, SNAP_ID);
-		m = manifest(manifest_version, seg_path, s, lay);
+		m = manifest(rc->manifest_version, rc->seg_path, s, lay);
+		if (rc->mutate)
+			rc->mutate(m);
 		put_json_file(rel, m);
 		json_decref(m);
 		snprintf(rel, sizeof(rel), "snapshots/%s.json", SNAP_ID);
 		json_array_append_new(files, json_string(rel));
 	}
-	if (segfile) {
+	if (rc->with_segment) {
 		char kti[200];
 		snprintf(rel, sizeof(rel), "%s/%s", root, SEG_REL);
 		write_file(rel, segfile->p, segfile->len);
@@ -1522,23 +1586,64 @@ static void repo_vector(const char *name, const char *what, int marker_version,
 		json_array_append_new(files, json_string(SEG_REL));
 		json_array_append_new(files, json_string(kti));
 	}
-	j = json_pack("{s:s,s:s,s:s,s:o,s:s}", "name", name, "description", what,
-		      "root", root, "files", files, "open", open);
-	if (manifest_version) {
+	j = json_pack("{s:s,s:s,s:s,s:o,s:s}", "name", rc->name, "description", rc->what,
+		      "root", root, "files", files, "open", rc->open);
+	if (rc->manifest_version) {
 		snprintf(rel, sizeof(rel), "snapshots/%s.json", SNAP_ID);
 		json_object_set_new(j, "manifest", json_string(rel));
 		json_object_set_new(j, "snapshot", json_string(SNAP_ID));
-		json_object_set_new(j, "from_json", json_string(from_json));
-		json_object_set_new(j, "load", json_string(load));
-		json_object_set_new(j, "segment_path", json_string(seg_path));
+		json_object_set_new(j, "from_json", json_string(rc->from_json));
+		json_object_set_new(j, "load", json_string(rc->load));
+		json_object_set_new(j, "segment_path", json_string(rc->seg_path));
 	}
 	json_object_set_new(j, "known_discrepancy", json_false());
 	json_array_append_new(repo_json, j);
 
-	snprintf(row, sizeof(row), "| `%s/` | %s | %s | %s | %s |\n", root, what, open,
-		 manifest_version ? from_json : "-", manifest_version ? load : "-");
-	buf_put(&readme_rows, row, strlen(row));
+	snprintf(row, sizeof(row), "| `%s/` | %s | %s | %s | %s |\n", root, rc->what, rc->open,
+		 rc->manifest_version ? rc->from_json : "-", rc->manifest_version ? rc->load : "-");
+	buf_puts(&readme_rows, row);
 }
+
+#define REPO_OK 1, "ktape-repository"
+#define DOTDOT_PATH "../outside/00000000000000000000-5b0c9e2f7d41a8c3.kts"
+static const struct repo_case repo_cases[] = {
+	{ "valid", "a repository with one full snapshot of one segment (valid-one-record as orders/3)",
+	  REPO_OK, 1, SEG_REL, NULL, 1, "OK", "OK", "OK" },
+	{ "unknown-fields", "manifest with unknown fields at the top, in a partition and in a segment reference (ignored)",
+	  REPO_OK, 1, SEG_REL, m_unknown_fields, 1, "OK", "OK", "OK" },
+	{ "future-marker", "repository marker with version 2",
+	  2, "ktape-repository", 0, NULL, NULL, 0, "KT_EVERSION", NULL, NULL },
+	{ "wrong-format-marker", "repository marker whose format is \"ktape-snapshot\"",
+	  1, "ktape-snapshot", 0, NULL, NULL, 0, "KT_EMAGIC", NULL, NULL },
+	{ "future-manifest", "valid marker, manifest with version 2",
+	  REPO_OK, 2, SEG_REL, NULL, 0, "OK", "KT_EVERSION", "KT_EVERSION" },
+	{ "wrong-format-manifest", "manifest whose format is \"ktape-repository\"",
+	  REPO_OK, 1, SEG_REL, m_format_wrong, 0, "OK", "KT_EMAGIC", "KT_EMAGIC" },
+	{ "versionless-manifest", "manifest without a version field",
+	  REPO_OK, 1, SEG_REL, m_version_missing, 0, "OK", "KT_ECORRUPT", "KT_ECORRUPT" },
+	{ "unknown-kind-manifest", "manifest whose kind is \"weekly\"",
+	  REPO_OK, 1, SEG_REL, m_kind_unknown, 0, "OK", "KT_ECORRUPT", "KT_ECORRUPT" },
+	{ "dotdot-manifest", "manifest whose segment path starts with \"../\"",
+	  REPO_OK, 1, DOTDOT_PATH, NULL, 0, "OK", "KT_ECORRUPT", "KT_ECORRUPT" },
+	{ "inner-dotdot-manifest", "manifest whose segment path climbs out through \"segments/../../\"",
+	  REPO_OK, 1, "segments/../../etc/passwd", NULL, 0, "OK", "KT_ECORRUPT", "KT_ECORRUPT" },
+	{ "absolute-path-manifest", "manifest whose segment path is absolute",
+	  REPO_OK, 1, "/etc/passwd", NULL, 0, "OK", "KT_ECORRUPT", "KT_ECORRUPT" },
+	{ "dot-component-manifest", "manifest whose segment path has a \".\" component",
+	  REPO_OK, 1, "segments/./orders/3/00000000000000000000-5b0c9e2f7d41a8c3.kts", NULL, 0,
+	  "OK", "KT_ECORRUPT", "KT_ECORRUPT" },
+	{ "empty-component-manifest", "manifest whose segment path has an empty component (\"//\")",
+	  REPO_OK, 1, "segments//orders/3/00000000000000000000-5b0c9e2f7d41a8c3.kts", NULL, 0,
+	  "OK", "KT_ECORRUPT", "KT_ECORRUPT" },
+	{ "empty-path-manifest", "manifest whose segment path is empty",
+	  REPO_OK, 1, "", NULL, 0, "OK", "KT_ECORRUPT", "KT_ECORRUPT" },
+	{ "records-mismatch-manifest", "partition records 2, its one segment holds 1",
+	  REPO_OK, 1, SEG_REL, m_records_mismatch, 0, "OK", "KT_ECORRUPT", "KT_ECORRUPT" },
+	{ "end-before-start-manifest", "partition end_offset 4 below start_offset 5",
+	  REPO_OK, 1, SEG_REL, m_end_before_start, 0, "OK", "KT_ECORRUPT", "KT_ECORRUPT" },
+	{ "segment-outside-range-manifest", "segment at offset 0 in a partition covering [1, 2)",
+	  REPO_OK, 1, SEG_REL, m_segment_below_start, 0, "OK", "KT_ECORRUPT", "KT_ECORRUPT" },
+};
 
 static void repo_vectors(void)
 {
@@ -1553,23 +1658,8 @@ static void repo_vectors(void)
 	index_serialize(&s, &lay, 1, &idx);
 
 	buf_puts(&readme_rows, "\n| Repository | What it is | kt_store_repo_open | kt_store_snapshot_from_json | kt_store_repo_load_snapshot |\n|---|---|---|---|---|\n");
-	repo_vector("valid", "a repository with one full snapshot of one segment (valid-one-record as orders/3)",
-		    1, "ktape-repository", 1, SEG_REL, "OK", "OK", "OK", &s, &f, &idx, &lay);
-	repo_vector("future-marker", "repository marker with version 2",
-		    2, "ktape-repository", 0, NULL, "KT_EVERSION", NULL, NULL, &s, NULL, NULL, &lay);
-	repo_vector("wrong-format-marker", "repository marker whose format is \"ktape-snapshot\"",
-		    1, "ktape-snapshot", 0, NULL, "KT_EMAGIC", NULL, NULL, &s, NULL, NULL, &lay);
-	repo_vector("future-manifest", "valid marker, manifest with version 2",
-		    1, "ktape-repository", 2, SEG_REL, "OK", "KT_EVERSION", "KT_EVERSION", &s, NULL, NULL, &lay);
-	repo_vector("dotdot-manifest", "manifest whose segment path starts with \"../\"",
-		    1, "ktape-repository", 1, "../outside/00000000000000000000-5b0c9e2f7d41a8c3.kts",
-		    "OK", "KT_ECORRUPT", "KT_ECORRUPT", &s, NULL, NULL, &lay);
-	repo_vector("inner-dotdot-manifest", "manifest whose segment path climbs out through \"segments/../../\"",
-		    1, "ktape-repository", 1, "segments/../../etc/passwd",
-		    "OK", "KT_ECORRUPT", "KT_ECORRUPT", &s, NULL, NULL, &lay);
-	repo_vector("absolute-path-manifest", "manifest whose segment path is absolute",
-		    1, "ktape-repository", 1, "/etc/passwd",
-		    "OK", "KT_ECORRUPT", "KT_ECORRUPT", &s, NULL, NULL, &lay);
+	for (size_t i = 0; i < sizeof(repo_cases) / sizeof(repo_cases[0]); i++)
+		repo_vector(&repo_cases[i], &s, &f, &idx, &lay);
 	buf_free(&f);
 	buf_free(&idx);
 	seg_free(&s);
