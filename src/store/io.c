@@ -32,6 +32,11 @@
  * length field. */
 #define KT_IO_MAX_CHUNK ((size_t)1 << 30)
 
+/* Far above any useful number of block writes in flight, and below
+ * io_uring's own ring size limit (32768 entries), so that a depth valid for
+ * one back end is valid for both. */
+#define KT_IO_MAX_DEPTH 4096u
+
 /* The outcome of one pwrite, kept until kt_io_wait_one() reaps it. */
 struct kt_io_done {
 	uint64_t tag;
@@ -116,9 +121,10 @@ int kt_io_open(struct kt_io **out, const char *path, int backend, unsigned mode,
 	if (backend != KT_IO_AUTO && backend != KT_IO_URING && backend != KT_IO_PWRITE)
 		return kt_seterr(errstr, errstr_size, KT_EUSAGE,
 				 "unknown I/O back end %d for %s", backend, path);
-	if (depth == 0)
+	if (depth == 0 || depth > KT_IO_MAX_DEPTH)
 		return kt_seterr(errstr, errstr_size, KT_EUSAGE,
-				 "I/O depth must be at least 1 for %s", path);
+				 "I/O depth must be 1 to %u for %s, not %u", KT_IO_MAX_DEPTH,
+				 path, depth);
 
 	io = calloc(1, sizeof(*io));
 	if (!io) {

@@ -528,6 +528,9 @@ static void test_open_rejects_bad_arguments(void **state)
 			 KT_EUSAGE);
 	assert_int_equal(kt_io_open(&io, fx->path, KT_IO_PWRITE, 0600, 0, errstr,
 				    sizeof(errstr)), KT_EUSAGE);
+	assert_int_equal(kt_io_open(&io, fx->path, KT_IO_AUTO, 0600, 1u << 20, errstr,
+				    sizeof(errstr)), KT_EUSAGE);
+	assert_non_null(strstr(errstr, fx->path));
 	assert_null(io);
 	/* Nothing was created by a refused open. */
 	assert_int_equal(stat(fx->path, &st), -1);
