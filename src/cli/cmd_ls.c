@@ -77,6 +77,10 @@ int kt_cli_repo_args(const char *cmd, int argc, char **argv, void (*usage)(FILE 
 
 	*repo_path = NULL;
 	*json = 0;
+	/* optind 0 makes glibc start getopt afresh: with the 1 that main()
+	 * leaves, it keeps main's '+' (stop at the first argument) and would
+	 * not see an option after SNAPSHOT, as in `show -r R ID --json`. */
+	optind = 0;
 	while ((c = getopt_long(argc, argv, "r:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'r':

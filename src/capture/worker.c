@@ -1,0 +1,536 @@
+/* Worker threads of a capture.  Each owns a set of partitions: their
+ * partition queues are forwarded into the worker's own queue, so a worker
+ * sees only its partitions' records and a slow or huge partition delays
+ * only the worker that owns it.  A worker appends each record to its
+ * partition's segment writer (which builds, compresses, checksums and
+ * writes the blocks), stops each partition exactly at the end offset fixed
+ * when the round began, and seals what it wrote. */
+#include "capture_priv.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Messages taken from librdkafka per call: large enough to amortise the
+ * queue lock, small enough to notice a stop request quickly. */
+#define CAP_BATCH 1024
+
+struct cap_worker {
+	struct kt_capture *cap;
+	unsigned index;
+	pthread_t thread;
+	int started;
+	atomic_int finished;
+	rd_kafka_queue_t *rkqu;
+	size_t remaining; /* partitions not done */
+	uint64_t load;    /* offsets assigned, to balance the workers */
+	struct kt_header *headers; /* reused for every record */
+	size_t header_cap;
+	rd_kafka_topic_t *cached_rkt;
+	struct cap_topic *cached_topic;
+	char errstr[512];
+	rd_kafka_message_t *msgs[CAP_BATCH];
+};
+
+static struct cap_part *lookup_part(struct cap_worker *w, const rd_kafka_message_t *msg)
+{
+	struct cap_topic *topic;
+
+	if (!msg->rkt)
+		return NULL;
+	if (msg->rkt != w->cached_rkt) {
+		/* Records arrive in runs of one topic: a name lookup per run. */
+		w->cached_topic = cap_find_topic(w->cap, rd_kafka_topic_name(msg->rkt));
+		w->cached_rkt = msg->rkt;
+	}
+	topic = w->cached_topic;
+	if (!topic || msg->partition < 0 || (size_t)msg->partition >= topic->part_count)
+		return NULL;
+	if (topic->parts[msg->partition].worker != w->index)
+		return NULL;
+	return &topic->parts[msg->partition];
+}
+
+/* Seals the open segment of part and appends its reference. */
+static int seal_writer(struct cap_worker *w, struct cap_part *part)
+{
+	struct kt_store_segment_info info;
+	struct kt_store_segref *ref;
+	int err;
+
+	if (!part->writer)
+		return 0;
+	if (part->seg_count == part->seg_cap) {
+		size_t cap = part->seg_cap ? part->seg_cap * 2 : 4;
+		struct kt_store_segref *grown = realloc(part->segs, cap * sizeof(*grown));
+
+		if (!grown) {
+			cap_fail(w->cap, -ENOMEM, "out of memory for the segment list of %s [%d]",
+				 part->topic->name, (int)part->partition);
+			return -ENOMEM;
+		}
+		part->segs = grown;
+		part->seg_cap = cap;
+	}
+	err = kt_store_writer_seal(part->writer, &info, w->errstr, sizeof(w->errstr));
+	kt_store_writer_destroy(part->writer);
+	part->writer = NULL;
+	if (err) {
+		cap_fail(w->cap, err, "%s [%d]: %s", part->topic->name, (int)part->partition, w->errstr);
+		free(part->writer_rel);
+		part->writer_rel = NULL;
+		return err;
+	}
+	ref = &part->segs[part->seg_count++];
+	memset(ref, 0, sizeof(*ref));
+	ref->path = part->writer_rel; /* ownership moves to the reference */
+	part->writer_rel = NULL;
+	ref->first_offset = info.first_offset;
+	ref->last_offset = info.last_offset;
+	ref->min_ts = info.min_ts;
+	ref->max_ts = info.max_ts;
+	ref->records = info.record_count;
+	ref->raw_bytes = info.raw_bytes;
+	ref->file_size = info.file_size;
+	ref->checksum = info.checksum;
+	part->stored_bytes += info.file_size;
+	kt_log(w->cap->opts.log, KT_LOG_DEBUG, "%s [%d]: sealed %s: offsets %lld..%lld, %llu records",
+	       part->topic->name, (int)part->partition, ref->path, (long long)info.first_offset,
+	       (long long)info.last_offset, (unsigned long long)info.record_count);
+	return 0;
+}
+
+static int open_writer(struct cap_worker *w, struct cap_part *part, int64_t first_offset)
+{
+	struct kt_capture *cap = w->cap;
+	struct kt_store_writer_opts wopts;
+	char rel[4096], abs[4096];
+	int err;
+
+	pthread_mutex_lock(&cap->lock);
+	err = kt_store_repo_new_segment_path(cap->repo, part->topic->name, part->partition, first_offset,
+					     rel, sizeof(rel), abs, sizeof(abs), w->errstr, sizeof(w->errstr));
+	pthread_mutex_unlock(&cap->lock);
+	if (err)
+		goto fail;
+	part->writer_rel = strdup(rel);
+	if (!part->writer_rel) {
+		err = -ENOMEM;
+		kt_seterr(w->errstr, sizeof(w->errstr), err, "out of memory");
+		goto fail;
+	}
+	kt_store_writer_opts_init(&wopts);
+	wopts.codec = cap->opts.codec;
+	wopts.level = cap->opts.level;
+	wopts.block_size = cap->block_size;
+	/* Two blocks in flight per partition keep the disk busy while the
+	 * next block fills, and keep memory bounded with many partitions. */
+	wopts.blocks_in_flight = 2;
+	wopts.io_backend = cap->opts.io_backend;
+	wopts.file_mode = kt_store_repo_mode(cap->repo);
+	wopts.log = cap->opts.log;
+	err = kt_store_writer_create(&part->writer, abs, part->topic->name, part->partition, &wopts,
+				     w->errstr, sizeof(w->errstr));
+	if (err)
+		goto fail;
+	return 0;
+fail:
+	free(part->writer_rel);
+	part->writer_rel = NULL;
+	cap_fail(cap, err, "%s [%d]: cannot start a segment: %s", part->topic->name, (int)part->partition,
+		 w->errstr);
+	return err;
+}
+
+static void finish_part(struct cap_worker *w, struct cap_part *part)
+{
+	rd_kafka_topic_partition_list_t *list;
+
+	if (part->done)
+		return;
+	seal_writer(w, part);
+	part->done = 1;
+	part->next = part->plan.end;
+	atomic_store_explicit(&part->pub_next, part->next, memory_order_relaxed);
+	atomic_store_explicit(&part->pub_done, 1, memory_order_release);
+	w->remaining--;
+	/* Stop fetching what lies beyond the snapshot's end. */
+	list = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(list, part->topic->name, part->partition);
+	rd_kafka_pause_partitions(w->cap->rk, list);
+	rd_kafka_topic_partition_list_destroy(list);
+}
+
+/* Retention deleted the records at our fetch position while the round was
+ * running: record the hole, report it, and continue from the new start. */
+static void retention_overtook(struct cap_worker *w, struct cap_part *part)
+{
+	struct kt_capture *cap = w->cap;
+	rd_kafka_topic_partition_list_t *list;
+	rd_kafka_error_t *error;
+	struct cap_range *grown;
+	int64_t low = -1, high = -1;
+	rd_kafka_resp_err_t err;
+
+	err = rd_kafka_query_watermark_offsets(cap->rk, part->topic->name, part->partition, &low, &high,
+					       (int)cap->opts.timeout_ms);
+	if (err) {
+		cap_fail(cap, KT_EKAFKA, "%s [%d]: offset %lld is out of range and the watermarks cannot be read: %s",
+			 part->topic->name, (int)part->partition, (long long)part->next, rd_kafka_err2str(err));
+		return;
+	}
+	if (low <= part->next) {
+		cap_fail(cap, KT_ERANGE, "%s [%d]: offset %lld is out of range although the log spans %lld..%lld: "
+			 "the log was truncated", part->topic->name, (int)part->partition, (long long)part->next,
+			 (long long)low, (long long)high);
+		return;
+	}
+	grown = realloc(part->late_gaps, (part->late_gap_count + 1) * sizeof(*grown));
+	if (!grown) {
+		cap_fail(cap, -ENOMEM, "out of memory");
+		return;
+	}
+	part->late_gaps = grown;
+	if (low > part->plan.end)
+		low = part->plan.end;
+	grown[part->late_gap_count].from = part->next;
+	grown[part->late_gap_count].to = low;
+	part->late_gap_count++;
+	kt_log(cap->opts.log, KT_LOG_ERROR,
+	       "%s [%d]: retention deleted offsets %lld..%lld (%lld records) before they could be captured",
+	       part->topic->name, (int)part->partition, (long long)part->next, (long long)low - 1,
+	       (long long)(low - part->next));
+	part->next = low;
+	if (low >= part->plan.end) {
+		finish_part(w, part);
+		return;
+	}
+	list = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(list, part->topic->name, part->partition)->offset = low;
+	error = rd_kafka_seek_partitions(cap->rk, list, (int)cap->opts.timeout_ms);
+	if (error) {
+		cap_fail(cap, KT_EKAFKA, "%s [%d]: cannot continue at offset %lld: %s", part->topic->name,
+			 (int)part->partition, (long long)low, rd_kafka_error_string(error));
+		rd_kafka_error_destroy(error);
+	}
+	rd_kafka_topic_partition_list_destroy(list);
+}
+
+static int fill_headers(struct cap_worker *w, rd_kafka_message_t *msg, struct kt_record *rec)
+{
+	rd_kafka_headers_t *hdrs = NULL;
+	size_t count;
+
+	rec->headers = NULL;
+	rec->header_count = 0;
+	if (rd_kafka_message_headers(msg, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR || !hdrs)
+		return 0;
+	count = rd_kafka_header_cnt(hdrs);
+	if (count > w->header_cap) {
+		/* Grows to the most headers seen, then never again. */
+		struct kt_header *grown = realloc(w->headers, count * sizeof(*grown));
+
+		if (!grown)
+			return -ENOMEM;
+		w->headers = grown;
+		w->header_cap = count;
+	}
+	for (size_t i = 0; i < count; i++) {
+		const char *name;
+		const void *value;
+		size_t size;
+
+		if (rd_kafka_header_get_all(hdrs, i, &name, &value, &size))
+			return KT_EKAFKA;
+		w->headers[i].name = name;
+		w->headers[i].name_len = strlen(name);
+		w->headers[i].value = value;
+		w->headers[i].value_len = value ? size : 0;
+	}
+	rec->headers = w->headers;
+	rec->header_count = count;
+	return 0;
+}
+
+static void append(struct cap_worker *w, struct cap_part *part, rd_kafka_message_t *msg)
+{
+	struct kt_capture *cap = w->cap;
+	rd_kafka_timestamp_type_t tstype;
+	struct kt_record rec;
+	uint64_t size;
+	int err;
+
+	if (!part->writer && open_writer(w, part, msg->offset))
+		return;
+	rec.offset = msg->offset;
+	rec.timestamp = rd_kafka_message_timestamp(msg, &tstype);
+	rec.ts_type = tstype == RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME ? KT_TS_LOG_APPEND :
+		      tstype == RD_KAFKA_TIMESTAMP_CREATE_TIME ? KT_TS_CREATE : KT_TS_NONE;
+	rec.key = msg->key;
+	rec.key_len = msg->key ? msg->key_len : 0;
+	rec.value = msg->payload;
+	rec.value_len = msg->payload ? msg->len : 0;
+	err = fill_headers(w, msg, &rec);
+	if (err) {
+		cap_fail(cap, err, "%s [%d] offset %lld: cannot read the record's headers", part->topic->name,
+			 (int)part->partition, (long long)msg->offset);
+		return;
+	}
+	err = kt_store_writer_append(part->writer, &rec, w->errstr, sizeof(w->errstr));
+	if (err) {
+		cap_fail(cap, err, "%s [%d] offset %lld: %s", part->topic->name, (int)part->partition,
+			 (long long)msg->offset, w->errstr);
+		return;
+	}
+	size = rec.key_len + rec.value_len;
+	for (size_t i = 0; i < rec.header_count; i++)
+		size += rec.headers[i].name_len + rec.headers[i].value_len;
+	part->next = msg->offset + 1;
+	part->records++;
+	part->raw_bytes += size;
+	if (rec.timestamp < part->min_ts)
+		part->min_ts = rec.timestamp;
+	if (rec.timestamp > part->max_ts)
+		part->max_ts = rec.timestamp;
+	atomic_store_explicit(&part->pub_next, part->next, memory_order_relaxed);
+	atomic_store_explicit(&part->pub_records, part->records, memory_order_relaxed);
+	atomic_store_explicit(&part->pub_bytes, part->raw_bytes, memory_order_relaxed);
+	if (kt_store_writer_raw_bytes(part->writer) >= cap->opts.segment_size)
+		seal_writer(w, part); /* the next record opens the next segment */
+}
+
+static int error_is_fatal(rd_kafka_resp_err_t err)
+{
+	switch (err) {
+	case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+	case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+	case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
+	case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+	case RD_KAFKA_RESP_ERR__FATAL:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+static void handle(struct cap_worker *w, rd_kafka_message_t *msg)
+{
+	struct cap_part *part = lookup_part(w, msg);
+
+	if (!part || part->done)
+		return;
+	if (msg->err) {
+		if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+			/* The fetch position reached the high watermark
+			 * (or LSO): offsets left before the end, if any, were
+			 * transaction markers or compacted away. */
+			if (msg->offset >= part->plan.end)
+				finish_part(w, part);
+			return;
+		}
+		if (msg->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
+		    msg->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) {
+			retention_overtook(w, part);
+			return;
+		}
+		if (error_is_fatal(msg->err)) {
+			cap_fail(w->cap, KT_EKAFKA, "%s [%d]: %s", part->topic->name, (int)part->partition,
+				 rd_kafka_message_errstr(msg));
+			return;
+		}
+		kt_log(w->cap->opts.log, KT_LOG_WARN, "%s [%d]: %s (retrying)", part->topic->name,
+		       (int)part->partition, rd_kafka_message_errstr(msg));
+		return;
+	}
+	if (msg->offset < part->next)
+		return; /* delivered again after a seek */
+	if (msg->offset >= part->plan.end) {
+		finish_part(w, part);
+		return;
+	}
+	append(w, part, msg);
+	if (part->next >= part->plan.end && !part->done)
+		finish_part(w, part);
+}
+
+static void *worker_main(void *arg)
+{
+	struct cap_worker *w = arg;
+	struct kt_capture *cap = w->cap;
+
+	while (w->remaining > 0 && !cap->stop && !atomic_load(&cap->abort)) {
+		ssize_t n = rd_kafka_consume_batch_queue(w->rkqu, 200, w->msgs, CAP_BATCH);
+
+		if (n < 0) {
+			cap_fail(cap, KT_EKAFKA, "worker %u: cannot consume: %s", w->index,
+				 rd_kafka_err2str(rd_kafka_last_error()));
+			break;
+		}
+		for (ssize_t i = 0; i < n; i++) {
+			if (!atomic_load_explicit(&cap->abort, memory_order_relaxed))
+				handle(w, w->msgs[i]);
+			rd_kafka_message_destroy(w->msgs[i]);
+		}
+	}
+	/* Interrupted: what was appended is sealed, so that a partial
+	 * snapshot can reference it; after a failure nothing is kept. */
+	for (size_t t = 0; t < cap->topic_count; t++) {
+		struct cap_topic *topic = &cap->topics[t];
+
+		for (size_t p = 0; p < topic->part_count; p++) {
+			struct cap_part *part = &topic->parts[p];
+
+			if (part->worker != w->index || !part->writer)
+				continue;
+			if (atomic_load(&cap->abort)) {
+				kt_store_writer_destroy(part->writer);
+				part->writer = NULL;
+				free(part->writer_rel);
+				part->writer_rel = NULL;
+			} else {
+				seal_writer(w, part);
+			}
+		}
+	}
+	atomic_store_explicit(&w->finished, 1, memory_order_release);
+	return NULL;
+}
+
+int cap_workers_start(struct kt_capture *cap, char *errstr, size_t errstr_size)
+{
+	rd_kafka_topic_partition_list_t *assignment = NULL;
+	rd_kafka_resp_err_t rerr;
+	size_t active = 0;
+	unsigned count;
+	int err = 0;
+
+	for (size_t t = 0; t < cap->topic_count; t++)
+		for (size_t p = 0; p < cap->topics[t].part_count; p++) {
+			struct cap_part *part = &cap->topics[t].parts[p];
+
+			part->next = part->plan.fetch_from;
+			part->min_ts = INT64_MAX;
+			part->max_ts = INT64_MIN;
+			atomic_store(&part->pub_next, part->next);
+			if (part->plan.fetch_from >= part->plan.end) {
+				part->done = 1; /* empty, or nothing new */
+				atomic_store(&part->pub_done, 1);
+			} else {
+				active++;
+			}
+		}
+	cap->worker_count = 0;
+	if (active == 0)
+		return 0;
+	count = cap->opts.threads;
+	if (count > active)
+		count = (unsigned)active;
+	cap->workers = calloc(count, sizeof(*cap->workers));
+	if (!cap->workers)
+		return kt_seterr(errstr, errstr_size, -ENOMEM, "out of memory for %u workers", count);
+	cap->worker_count = count;
+	for (unsigned i = 0; i < count; i++) {
+		cap->workers[i].cap = cap;
+		cap->workers[i].index = i;
+		cap->workers[i].rkqu = rd_kafka_queue_new(cap->rk);
+	}
+	/* Each partition goes to the least loaded worker, by offsets to read;
+	 * the biggest partitions are placed first (LPT scheduling). */
+	for (size_t placed = 0; placed < active; placed++) {
+		struct cap_part *best = NULL;
+		struct cap_worker *w = &cap->workers[0];
+
+		for (size_t t = 0; t < cap->topic_count; t++)
+			for (size_t p = 0; p < cap->topics[t].part_count; p++) {
+				struct cap_part *part = &cap->topics[t].parts[p];
+
+				if (part->done || part->rkqu)
+					continue;
+				if (!best || part->plan.end - part->plan.fetch_from >
+						     best->plan.end - best->plan.fetch_from)
+					best = part;
+			}
+		for (unsigned i = 1; i < count; i++)
+			if (cap->workers[i].load < w->load)
+				w = &cap->workers[i];
+		best->worker = w->index;
+		w->load += (uint64_t)(best->plan.end - best->plan.fetch_from);
+		w->remaining++;
+		/* Forward before assigning, so that no record of the partition
+		 * can land in the consumer's main queue. */
+		best->rkqu = rd_kafka_queue_get_partition(cap->rk, best->topic->name, best->partition);
+		if (!best->rkqu) {
+			err = kt_seterr(errstr, errstr_size, KT_EKAFKA, "%s [%d]: no partition queue",
+					best->topic->name, (int)best->partition);
+			goto out;
+		}
+		rd_kafka_queue_forward(best->rkqu, w->rkqu);
+	}
+	assignment = rd_kafka_topic_partition_list_new((int)active);
+	for (size_t t = 0; t < cap->topic_count; t++)
+		for (size_t p = 0; p < cap->topics[t].part_count; p++) {
+			struct cap_part *part = &cap->topics[t].parts[p];
+
+			if (!part->done)
+				rd_kafka_topic_partition_list_add(assignment, part->topic->name,
+								  part->partition)->offset = part->plan.fetch_from;
+		}
+	rerr = rd_kafka_assign(cap->rk, assignment);
+	if (rerr) {
+		err = kt_seterr(errstr, errstr_size, KT_EKAFKA, "cannot assign %zu partitions: %s", active,
+				rd_kafka_err2str(rerr));
+		goto out;
+	}
+	for (unsigned i = 0; i < count; i++) {
+		int rc = pthread_create(&cap->workers[i].thread, NULL, worker_main, &cap->workers[i]);
+
+		if (rc) {
+			err = kt_seterr(errstr, errstr_size, -rc, "cannot start worker thread %u: %s", i,
+					kt_strerror(-rc));
+			atomic_store(&cap->abort, 1);
+			goto out;
+		}
+		cap->workers[i].started = 1;
+	}
+out:
+	if (assignment)
+		rd_kafka_topic_partition_list_destroy(assignment);
+	return err;
+}
+
+int cap_workers_finished(struct kt_capture *cap)
+{
+	for (unsigned i = 0; i < cap->worker_count; i++)
+		if (cap->workers[i].started &&
+		    !atomic_load_explicit(&cap->workers[i].finished, memory_order_acquire))
+			return 0;
+	return 1;
+}
+
+void cap_workers_join(struct kt_capture *cap)
+{
+	for (unsigned i = 0; i < cap->worker_count; i++)
+		if (cap->workers[i].started)
+			pthread_join(cap->workers[i].thread, NULL);
+	/* Stop fetching, then detach the partition queues from the workers'
+	 * and drop whatever was prefetched beyond the round. */
+	rd_kafka_assign(cap->rk, NULL);
+	for (size_t t = 0; t < cap->topic_count; t++)
+		for (size_t p = 0; p < cap->topics[t].part_count; p++) {
+			struct cap_part *part = &cap->topics[t].parts[p];
+
+			if (!part->rkqu)
+				continue;
+			rd_kafka_queue_forward(part->rkqu, NULL);
+			rd_kafka_queue_destroy(part->rkqu);
+			part->rkqu = NULL;
+		}
+	for (unsigned i = 0; i < cap->worker_count; i++) {
+		free(cap->workers[i].headers);
+		if (cap->workers[i].rkqu)
+			rd_kafka_queue_destroy(cap->workers[i].rkqu);
+	}
+	free(cap->workers);
+	cap->workers = NULL;
+	cap->worker_count = 0;
+}
