@@ -30,6 +30,8 @@ const struct kt_log kt_cli_log = { cli_log_fn, NULL, KT_LOG_DEBUG };
 static const struct kt_cli_command commands[] = {
 	/* KT_CLI_COMMANDS: one line per command, in the order `ktape --help`
 	 * lists them. */
+	{ "capture", kt_cli_cmd_capture, "back up topics into a repository (once, or continuously with --follow)" },
+	{ "cat", kt_cli_cmd_cat, "print a backed-up topic's records as JSON lines (kcat -J fields)" },
 	{ "ls", kt_cli_cmd_ls, "list a repository's snapshots, newest first" },
 	{ "show", kt_cli_cmd_show, "show one snapshot's topics, partitions, gaps, configs and group offsets" },
 	{ "verify", kt_cli_cmd_verify, "check every block, segment and manifest of a repository" },
