@@ -62,6 +62,7 @@ const char *kt_cli_snapshot_kind_name(int kind);
 /* Command entry points. */
 int kt_cli_cmd_version(int argc, char **argv);
 /* KT_CLI_PROTOTYPES: one line per command, added with the command. */
+int kt_cli_cmd_restore(int argc, char **argv);
 int kt_cli_cmd_capture(int argc, char **argv);
 int kt_cli_cmd_cat(int argc, char **argv);
 int kt_cli_cmd_verify(int argc, char **argv);

@@ -32,6 +32,7 @@ static const struct kt_cli_command commands[] = {
 	 * lists them. */
 	{ "capture", kt_cli_cmd_capture, "back up topics into a repository (once, or continuously with --follow)" },
 	{ "cat", kt_cli_cmd_cat, "print a backed-up topic's records as JSON lines (kcat -J fields)" },
+	{ "restore", kt_cli_cmd_restore, "put a snapshot back into Kafka, each record exactly once (resumable)" },
 	{ "ls", kt_cli_cmd_ls, "list a repository's snapshots, newest first" },
 	{ "show", kt_cli_cmd_show, "show one snapshot's topics, partitions, gaps, configs and group offsets" },
 	{ "verify", kt_cli_cmd_verify, "check every block, segment and manifest of a repository" },

@@ -1,0 +1,519 @@
+/*
+ * ktape restore: put a snapshot back into Kafka, every record exactly once,
+ * in its partition, with key, value, headers and CreateTime as captured.
+ *
+ * The engine (src/replay/kt_replay.h) does the work and keeps the restore
+ * record in the repository (format/restore.md); this file turns flags into
+ * engine options, shows progress and prints the summary and the consumer
+ * group table.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "kt_replay.h"
+#include "kt_sandbox.h"
+
+#define CMD "restore"
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: ktape restore -b BROKERS -r REPO [options]\n"
+		"\n"
+		"Writes the records of a snapshot back into a Kafka cluster: each record\n"
+		"exactly once, in the partition it came from, with its key, value, headers\n"
+		"(order, duplicates and null values kept) and CreateTime.  Missing topics\n"
+		"are created with the recorded partition count and configs where the\n"
+		"brokers allow it.  A restore keeps a record in REPO/restores/<id>/: rerun\n"
+		"the same command after an interruption (even kill -9) and it resumes,\n"
+		"skipping what the target already holds.  This is exact only while ktape\n"
+		"is the only producer to the target partitions.\n"
+		"\n"
+		"Source and target:\n"
+		"  -b, --brokers LIST         bootstrap servers of the target cluster\n"
+		"  -r, --repo DIR             backup repository\n"
+		"  -s, --snapshot ID          snapshot to restore (default: latest)\n"
+		"  -t, --topic REGEX          restore topics matching (whole name; repeatable;\n"
+		"                             default: every topic of the snapshot)\n"
+		"  -x, --exclude REGEX        skip topics matching (repeatable)\n"
+		"      --map SRC=DST          restore topic SRC into DST (repeatable)\n"
+		"      --prefix P             restore every other topic into P<name>\n"
+		"  -X NAME=VALUE              librdkafka property (repeatable)\n"
+		"  -F FILE                    librdkafka properties file (kcat syntax)\n"
+		"\n"
+		"Window:\n"
+		"      --from-time T          first timestamp (ISO-8601 or epoch ms), inclusive\n"
+		"      --to-time T            end timestamp, exclusive\n"
+		"      --from-offset [[TOPIC:]P:]N   first offset, inclusive (repeatable; a\n"
+		"                             plain N applies to every partition, P:N to\n"
+		"                             partition P, TOPIC:P:N to one partition)\n"
+		"      --to-offset [[TOPIC:]P:]N     end offset, exclusive (repeatable)\n"
+		"\n"
+		"Placement and rate:\n"
+		"      --partitioning preserve|key|random\n"
+		"                             preserve: the source partition (default; the\n"
+		"                             target must have the recorded partition count);\n"
+		"                             key: Java's murmur2 placement of the key onto\n"
+		"                             the target's count (null keys round-robin)\n"
+		"      --max-rate R           at most R records per second (smooth)\n"
+		"      --max-bytes-rate R     at most R bytes per second (K/M/G suffixes)\n"
+		"      --replication-factor N cap of the replication factor of created topics\n"
+		"      --no-create-topics     refuse missing target topics\n"
+		"\n"
+		"Resume:\n"
+		"      --resume ID            resume restore ID with its recorded plan\n"
+		"      --new                  start a new restore even if an earlier one with\n"
+		"                             the same arguments exists\n"
+		"\n"
+		"Consumer groups:\n"
+		"      --group NAME           set group NAME's captured offsets on the target,\n"
+		"                             translated so it resumes at the first record it\n"
+		"                             had not consumed (repeatable)\n"
+		"      --groups REGEX         the same for every group matching\n"
+		"      --dry-run              send and commit nothing; print the plan's group\n"
+		"                             table (group, topic, partition, source offset,\n"
+		"                             target offset) as predicted\n"
+		"\n"
+		"Output:\n"
+		"      --json                 print the summary as one JSON object\n"
+		"      --stats-file FILE      keep Prometheus metrics of the run in FILE\n"
+		"      --progress / --no-progress\n"
+		"                             live progress on stderr (default: on a terminal)\n"
+		"      --timeout D            broker round trips (default 10s)\n"
+		"  -h, --help                 this help\n"
+		"\n"
+		"Exit codes: 0 done, 1 failure, 2 usage, 3 damaged backup, 4 done but the\n"
+		"snapshot has retention gaps in the range, 5 interrupted (rerun to resume).\n");
+}
+
+enum {
+	OPT_MAP = 256,
+	OPT_PREFIX,
+	OPT_FROM_TIME,
+	OPT_TO_TIME,
+	OPT_FROM_OFFSET,
+	OPT_TO_OFFSET,
+	OPT_PARTITIONING,
+	OPT_MAX_RATE,
+	OPT_MAX_BYTES_RATE,
+	OPT_REPLICATION_FACTOR,
+	OPT_NO_CREATE_TOPICS,
+	OPT_RESUME,
+	OPT_NEW,
+	OPT_GROUP,
+	OPT_GROUPS,
+	OPT_DRY_RUN,
+	OPT_JSON,
+	OPT_STATS_FILE,
+	OPT_PROGRESS,
+	OPT_NO_PROGRESS,
+	OPT_TIMEOUT,
+};
+
+/* Set before the handler is installed, cleared after it is removed;
+ * kt_replay_stop() is async-signal-safe. */
+static struct kt_replay *volatile running_restore;
+
+static void on_stop_signal(int sig)
+{
+	struct kt_replay *rp = running_restore;
+
+	(void)sig;
+	if (rp)
+		kt_replay_stop(rp);
+}
+
+struct restore_view {
+	int progress;    /* print a progress line */
+	int shown;       /* a progress line is on the terminal */
+	const char *stats_file;
+	struct kt_replay *rp;
+};
+
+/* The Prometheus rendering, written atomically so a scraper never reads
+ * half a file. */
+static int write_stats(const char *path, const struct kt_replay_summary *summary, int quiet)
+{
+	char errstr[512], *text = kt_replay_summary_prometheus(summary, KT_REPLAY_MODE_RESTORE);
+	int err;
+
+	if (!text)
+		return -ENOMEM;
+	err = kt_write_file_atomic(path, text, strlen(text), 0644, errstr, sizeof(errstr));
+	if (err && !quiet)
+		kt_cli_error(CMD, "--stats-file: %s", errstr);
+	free(text);
+	return err;
+}
+
+static void on_progress(void *opaque, const struct kt_replay_progress *p)
+{
+	struct restore_view *view = opaque;
+	uint64_t done = p->records_acked + p->records_skipped;
+	double rate = p->elapsed_s > 0 ? (double)p->records_acked / p->elapsed_s : 0;
+
+	/* Metrics during the run too, so a long restore can be watched. */
+	if (view->stats_file && view->rp)
+		write_stats(view->stats_file, kt_replay_summary(view->rp), 1);
+	if (!view->progress)
+		return;
+	if (p->records_planned)
+		fprintf(stderr, "\rktape restore: %" PRIu64 "/%" PRIu64 " records (%.0f%%), %.1f MB, %.0f records/s  ",
+			done, p->records_planned, 100.0 * (double)done / (double)p->records_planned,
+			(double)p->bytes_sent / 1e6, rate);
+	else
+		fprintf(stderr, "\rktape restore: %" PRIu64 " records, %.1f MB, %.0f records/s  ", done,
+			(double)p->bytes_sent / 1e6, rate);
+	view->shown = !p->done;
+	if (p->done)
+		fputc('\n', stderr);
+	fflush(stderr);
+}
+
+static int apply_kconf(void *opaque, void *rd_kafka_conf, char *errstr, size_t errstr_size)
+{
+	return kt_sandbox_kconf_apply(opaque, rd_kafka_conf, errstr, errstr_size);
+}
+
+static void print_groups(const struct kt_replay_summary *s, int dry_run)
+{
+	if (!s->group_commit_count)
+		return;
+	printf("%s\n", dry_run ? "consumer group offsets (dry run: nothing committed)"
+			       : "consumer group offsets committed on the target");
+	printf("  %-24s %-24s %9s %14s %14s\n", "GROUP", "TOPIC", "PARTITION", "SOURCE_OFFSET",
+	       "TARGET_OFFSET");
+	for (size_t i = 0; i < s->group_commit_count; i++) {
+		const struct kt_replay_group_commit *c = &s->group_commits[i];
+
+		printf("  %-24s %-24s %9" PRId32 " %14" PRId64 " %14" PRId64 "\n", c->group, c->topic,
+		       c->partition, c->source_offset, c->target_offset);
+	}
+}
+
+static void print_summary(const struct kt_replay_summary *s, const char *brokers, int dry_run)
+{
+	double secs = s->elapsed_s;
+
+	if (s->already_complete)
+		printf("restore %s was already complete: all %" PRIu64 " records are in %s\n",
+		       s->restore_id, s->records_skipped, brokers);
+	else
+		printf("%s %" PRIu64 " records (%.1f MB) of snapshot %s to %s in %.2f s%s%s\n",
+		       dry_run ? "would restore" : "restored", s->records_acked,
+		       (double)s->bytes_sent / 1e6, s->snapshot_id, brokers, secs,
+		       s->restore_id[0] ? ", restore " : "", s->restore_id);
+	if (secs > 0 && !dry_run && s->records_acked)
+		printf("  %.0f records/s, %.1f MB/s\n", (double)s->records_acked / secs,
+		       (double)s->bytes_sent / 1e6 / secs);
+	if (s->resumed && !s->already_complete)
+		printf("  resumed: %" PRIu64 " records were already in the target and were not sent again\n",
+		       s->records_skipped);
+	printf("  topics %" PRIu64 ", source partitions %" PRIu64 ", blocks read %" PRIu64 " of %" PRIu64 "\n",
+	       s->topics, s->partitions, s->blocks_read, s->blocks_total);
+	if (s->timestamps_not_exact)
+		printf("  %" PRIu64 " records had LogAppendTime, no timestamp or CreateTime 0: they"
+		       " carry a broker- or send-time stamp now (format/restore.md section 6)\n",
+		       s->timestamps_not_exact);
+	if (s->gaps)
+		printf("  %" PRIu64 " retention gaps in the range: %" PRIu64 " offsets were deleted by"
+		       " Kafka before they were captured and are not in the backup\n", s->gaps,
+		       s->gap_offsets);
+	print_groups(s, dry_run);
+}
+
+static int parse_positive(const char *text, double *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(text, &end);
+	if (errno || end == text || *end || !(v > 0) || !isfinite(v))
+		return KT_EUSAGE;
+	*out = v;
+	return 0;
+}
+
+int kt_cli_cmd_restore(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "brokers", required_argument, NULL, 'b' },
+		{ "repo", required_argument, NULL, 'r' },
+		{ "snapshot", required_argument, NULL, 's' },
+		{ "topic", required_argument, NULL, 't' },
+		{ "exclude", required_argument, NULL, 'x' },
+		{ "map", required_argument, NULL, OPT_MAP },
+		{ "prefix", required_argument, NULL, OPT_PREFIX },
+		{ "from-time", required_argument, NULL, OPT_FROM_TIME },
+		{ "to-time", required_argument, NULL, OPT_TO_TIME },
+		{ "from-offset", required_argument, NULL, OPT_FROM_OFFSET },
+		{ "to-offset", required_argument, NULL, OPT_TO_OFFSET },
+		{ "partitioning", required_argument, NULL, OPT_PARTITIONING },
+		{ "max-rate", required_argument, NULL, OPT_MAX_RATE },
+		{ "max-bytes-rate", required_argument, NULL, OPT_MAX_BYTES_RATE },
+		{ "replication-factor", required_argument, NULL, OPT_REPLICATION_FACTOR },
+		{ "no-create-topics", no_argument, NULL, OPT_NO_CREATE_TOPICS },
+		{ "resume", required_argument, NULL, OPT_RESUME },
+		{ "new", no_argument, NULL, OPT_NEW },
+		{ "group", required_argument, NULL, OPT_GROUP },
+		{ "groups", required_argument, NULL, OPT_GROUPS },
+		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "stats-file", required_argument, NULL, OPT_STATS_FILE },
+		{ "progress", no_argument, NULL, OPT_PROGRESS },
+		{ "no-progress", no_argument, NULL, OPT_NO_PROGRESS },
+		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct kt_replay_opts opts;
+	struct kt_replay *rp = NULL;
+	struct kt_sandbox_kconf *kconf = NULL;
+	struct restore_view view = { .progress = -1 };
+	const char **topics = NULL, **excludes = NULL, **groups = NULL;
+	struct kt_replay_map *maps = NULL;
+	struct kt_replay_offset_bound *from_offsets = NULL, *to_offsets = NULL;
+	int json = 0, c, rc = KT_EXIT_USAGE, err;
+	char errstr[1024], *end;
+	uint64_t u64;
+	int64_t ms;
+	long rf;
+
+	kt_replay_opts_init(&opts, KT_REPLAY_MODE_RESTORE);
+	opts.log = &kt_cli_log;
+	/* No option occurs more often than there are arguments. */
+	topics = calloc((size_t)argc, sizeof(*topics));
+	excludes = calloc((size_t)argc, sizeof(*excludes));
+	groups = calloc((size_t)argc, sizeof(*groups));
+	maps = calloc((size_t)argc, sizeof(*maps));
+	from_offsets = calloc((size_t)argc, sizeof(*from_offsets));
+	to_offsets = calloc((size_t)argc, sizeof(*to_offsets));
+	if (!topics || !excludes || !groups || !maps || !from_offsets || !to_offsets ||
+	    kt_sandbox_kconf_create(&kconf)) {
+		kt_cli_error(CMD, "out of memory");
+		rc = KT_EXIT_FAILURE;
+		goto out;
+	}
+	while ((c = getopt_long(argc, argv, "b:r:s:t:x:X:F:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'b':
+			opts.brokers = optarg;
+			break;
+		case 'r':
+			opts.repo_path = optarg;
+			break;
+		case 's':
+			opts.snapshot_id = optarg;
+			break;
+		case 't':
+			topics[opts.topic_count++] = optarg;
+			break;
+		case 'x':
+			excludes[opts.exclude_count++] = optarg;
+			break;
+		case OPT_MAP: {
+			char *eq = strchr(optarg, '=');
+
+			if (!eq || eq == optarg || !eq[1]) {
+				kt_cli_error(CMD, "--map '%s': expected SOURCE=TARGET", optarg);
+				goto usage;
+			}
+			*eq = '\0';
+			maps[opts.map_count].source = optarg;
+			maps[opts.map_count++].target = eq + 1;
+			break;
+		}
+		case OPT_PREFIX:
+			opts.prefix = optarg;
+			break;
+		case OPT_FROM_TIME:
+		case OPT_TO_TIME:
+			if (kt_parse_time_ms(optarg, &ms)) {
+				kt_cli_error(CMD, "--%s '%s': expected ISO-8601 (2026-11-22T01:30:00Z) or epoch milliseconds",
+					     c == OPT_FROM_TIME ? "from-time" : "to-time", optarg);
+				goto usage;
+			}
+			*(c == OPT_FROM_TIME ? &opts.from_time : &opts.to_time) = ms;
+			break;
+		case OPT_FROM_OFFSET:
+		case OPT_TO_OFFSET: {
+			int from = c == OPT_FROM_OFFSET;
+			struct kt_replay_offset_bound *b = from ? &from_offsets[opts.from_offset_count]
+								: &to_offsets[opts.to_offset_count];
+
+			if (kt_replay_parse_offset_bound(optarg, b, errstr, sizeof(errstr))) {
+				kt_cli_error(CMD, "--%s: %s", from ? "from-offset" : "to-offset", errstr);
+				goto usage;
+			}
+			*(from ? &opts.from_offset_count : &opts.to_offset_count) += 1;
+			break;
+		}
+		case OPT_PARTITIONING:
+			if (!strcmp(optarg, "preserve"))
+				opts.partitioning = KT_REPLAY_PART_PRESERVE;
+			else if (!strcmp(optarg, "key"))
+				opts.partitioning = KT_REPLAY_PART_KEY;
+			else if (!strcmp(optarg, "random"))
+				opts.partitioning = KT_REPLAY_PART_RANDOM;
+			else {
+				kt_cli_error(CMD, "--partitioning '%s': expected preserve, key or random", optarg);
+				goto usage;
+			}
+			break;
+		case OPT_MAX_RATE:
+			if (parse_positive(optarg, &opts.max_rate)) {
+				kt_cli_error(CMD, "--max-rate '%s': expected a positive number of records per second",
+					     optarg);
+				goto usage;
+			}
+			break;
+		case OPT_MAX_BYTES_RATE:
+			if (kt_parse_size(optarg, &u64) || u64 == 0) {
+				kt_cli_error(CMD, "--max-bytes-rate '%s': expected a positive byte count per second (e.g. 500K, 20M)",
+					     optarg);
+				goto usage;
+			}
+			opts.max_bytes_rate = (double)u64;
+			break;
+		case OPT_REPLICATION_FACTOR:
+			errno = 0;
+			rf = strtol(optarg, &end, 10);
+			if (errno || *end || rf < 1 || rf > INT16_MAX) {
+				kt_cli_error(CMD, "--replication-factor '%s': expected a positive integer", optarg);
+				goto usage;
+			}
+			opts.replication_factor = (int32_t)rf;
+			break;
+		case OPT_NO_CREATE_TOPICS:
+			opts.create_topics = 0;
+			break;
+		case OPT_RESUME:
+			opts.resume_id = optarg;
+			break;
+		case OPT_NEW:
+			opts.force_new = 1;
+			break;
+		case OPT_GROUP:
+			groups[opts.group_count++] = optarg;
+			break;
+		case OPT_GROUPS:
+			opts.group_regex = optarg;
+			break;
+		case OPT_DRY_RUN:
+			opts.dry_run = 1;
+			break;
+		case OPT_JSON:
+			json = 1;
+			break;
+		case OPT_STATS_FILE:
+			view.stats_file = optarg;
+			break;
+		case OPT_PROGRESS:
+			view.progress = 1;
+			break;
+		case OPT_NO_PROGRESS:
+			view.progress = 0;
+			break;
+		case OPT_TIMEOUT:
+			if (kt_parse_duration_ms(optarg, &ms) || ms <= 0 || ms > INT32_MAX) {
+				kt_cli_error(CMD, "--timeout '%s': expected a positive duration (500ms, 10s)", optarg);
+				goto usage;
+			}
+			opts.timeout_ms = (int)ms;
+			break;
+		case 'X':
+		case 'F':
+			err = c == 'X' ? kt_sandbox_kconf_add(kconf, optarg, errstr, sizeof(errstr))
+				       : kt_sandbox_kconf_add_file(kconf, optarg, errstr, sizeof(errstr));
+			if (err) {
+				kt_cli_error(CMD, "-%c: %s", c, errstr);
+				goto usage;
+			}
+			break;
+		case 'h':
+			usage(stdout);
+			rc = KT_EXIT_OK;
+			goto out;
+		default:
+			goto usage;
+		}
+	}
+	if (optind < argc) {
+		kt_cli_error(CMD, "unexpected argument '%s'", argv[optind]);
+		goto usage;
+	}
+	if (!opts.brokers || !opts.repo_path) {
+		kt_cli_error(CMD, "%s is required", !opts.repo_path ? "--repo" : "--brokers");
+		goto usage;
+	}
+	opts.topics = topics;
+	opts.excludes = excludes;
+	opts.groups = groups;
+	opts.maps = maps;
+	opts.from_offsets = from_offsets;
+	opts.to_offsets = to_offsets;
+	opts.conf_apply = apply_kconf;
+	opts.conf_opaque = kconf;
+	if (view.progress < 0)
+		view.progress = isatty(STDERR_FILENO) && kt_cli_verbosity >= KT_LOG_INFO && !json;
+	opts.progress = on_progress;
+	opts.progress_opaque = &view;
+
+	err = kt_replay_create(&rp, &opts, errstr, sizeof(errstr));
+	if (err) {
+		kt_cli_error(CMD, "%s", errstr);
+		rc = kt_cli_exit_for(err);
+		goto out;
+	}
+	view.rp = rp;
+	running_restore = rp;
+	signal(SIGINT, on_stop_signal);
+	signal(SIGTERM, on_stop_signal);
+	err = kt_replay_run(rp, errstr, sizeof(errstr));
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	running_restore = NULL;
+	if (view.shown)
+		fputc('\n', stderr);
+
+	const struct kt_replay_summary *summary = kt_replay_summary(rp);
+
+	if (err)
+		kt_cli_error(CMD, "%s", errstr);
+	if (json) {
+		char *text = kt_replay_summary_json(summary, KT_REPLAY_MODE_RESTORE);
+
+		if (text)
+			printf("%s\n", text);
+		free(text);
+	} else if (!err) {
+		print_summary(summary, opts.brokers, opts.dry_run);
+	}
+	rc = kt_cli_exit_for(err);
+	if (!err && summary->gaps)
+		rc = KT_EXIT_GAP;
+	if (view.stats_file && write_stats(view.stats_file, summary, 0) && rc == KT_EXIT_OK)
+		rc = KT_EXIT_FAILURE;
+	goto out;
+usage:
+	rc = kt_cli_usage_error(CMD);
+out:
+	kt_replay_destroy(rp);
+	kt_sandbox_kconf_destroy(kconf);
+	free(topics);
+	free(excludes);
+	free(groups);
+	free(maps);
+	free(from_offsets);
+	free(to_offsets);
+	return rc;
+}
