@@ -264,6 +264,55 @@ static void test_segment_rejects_flipped_byte(void **state)
 	tl_set_free(&set);
 }
 
+static void test_segment_reads_past_damaged_blocks(void **state)
+{
+	struct fixture *fx = *state;
+	struct kt_store_segment_info info;
+	struct kt_store_reader *reader = NULL;
+	struct tl_set set = write_small(fx->path, 60, &info);
+	const struct kt_record *rec;
+	size_t len, first[16] = { 0 };
+	uint8_t *buf = tl_read_file(fx->path, &len);
+	uint64_t bad = 0;
+	char err[512];
+	int rc;
+
+	assert_true(info.block_count >= 4 && info.block_count < 16);
+	assert_int_equal(kt_store_reader_open(&reader, fx->path, 0, err, sizeof(err)), 0);
+	for (size_t b = 1; b < info.block_count; b++)
+		first[b] = first[b - 1] + kt_store_reader_block(reader, b - 1)->record_count;
+	/* Damage the payloads of blocks 1 and 3. */
+	buf[kt_store_reader_block(reader, 1)->file_offset + 72 + 3] ^= 0x40;
+	buf[kt_store_reader_block(reader, 3)->file_offset + 72 + 3] ^= 0x40;
+	kt_store_reader_destroy(reader);
+	tl_write_file(fx->path, buf, len);
+
+	assert_int_equal(kt_store_reader_open(&reader, fx->path, 0, err, sizeof(err)), 0);
+	assert_int_equal(kt_store_reader_verify(reader, &bad, err, sizeof(err)), KT_ECORRUPT);
+	assert_int_equal(bad, 2);
+	assert_non_null(strstr(err, "block 1 at byte"));
+	/* Block 0 reads, then block 1 fails without a record of it. */
+	for (size_t i = 0; i < first[1]; i++) {
+		assert_int_equal(kt_store_reader_next(reader, &rec, err, sizeof(err)), 1);
+		tl_assert_record(rec, &set.recs[i].rec);
+	}
+	assert_int_equal(kt_store_reader_next(reader, &rec, err, sizeof(err)), KT_ECORRUPT);
+	assert_non_null(strstr(err, "payload checksum"));
+	/* A reader can seek past it; block 2 is whole. */
+	assert_int_equal(kt_store_reader_seek_block(reader, 2, err, sizeof(err)), 0);
+	for (size_t i = first[2]; i < first[3]; i++) {
+		assert_int_equal(kt_store_reader_next(reader, &rec, err, sizeof(err)), 1);
+		tl_assert_record(rec, &set.recs[i].rec);
+		assert_int_equal(kt_store_reader_current_block(reader), 2);
+	}
+	rc = kt_store_reader_next(reader, &rec, err, sizeof(err));
+	assert_int_equal(rc, KT_ECORRUPT);
+	assert_non_null(strstr(err, "block 3"));
+	kt_store_reader_destroy(reader);
+	free(buf);
+	tl_set_free(&set);
+}
+
 static void test_segment_recovers_whole_blocks_of_a_torn_tail(void **state)
 {
 	struct fixture *fx = *state;
@@ -468,8 +517,20 @@ static void test_segment_finds_time_in_non_monotonic_blocks(void **state)
 	tl_set_free(&set);
 }
 
+static int log_lines;
+static char log_last[512];
+
+static void count_log(void *opaque, int level, const char *msg)
+{
+	(void)opaque;
+	assert_int_equal(level, KT_LOG_DEBUG);
+	log_lines++;
+	snprintf(log_last, sizeof(log_last), "%s", msg);
+}
+
 static void write_with_backend(struct fixture *fx, int backend)
 {
+	struct kt_log log = { count_log, NULL, KT_LOG_DEBUG };
 	struct kt_store_writer_opts opts;
 	struct kt_store_writer *writer = NULL;
 	struct kt_store_segment_info info;
@@ -481,6 +542,8 @@ static void write_with_backend(struct fixture *fx, int backend)
 	opts.block_size = 4096;
 	opts.blocks_in_flight = 3;
 	opts.io_backend = backend;
+	opts.log = &log;
+	log_lines = 0;
 	rc = kt_store_writer_create(&writer, fx->path, "orders", 3, &opts, err, sizeof(err));
 	if (backend == KT_IO_URING && (rc == -ENOSYS || rc == -EPERM || rc == -ENOMEM ||
 				       rc == -EOPNOTSUPP)) {
@@ -492,8 +555,13 @@ static void write_with_backend(struct fixture *fx, int backend)
 		assert_int_equal(kt_store_writer_append(writer, &set.recs[i].rec, err,
 							sizeof(err)), 0);
 	assert_int_equal(kt_store_writer_seal(writer, &info, err, sizeof(err)), 0);
+	/* raw_bytes counts what the blocks hold, re-encoded ones included. */
+	assert_int_equal(kt_store_writer_raw_bytes(writer), info.raw_bytes);
 	kt_store_writer_destroy(writer);
 	assert_int_equal(info.io_backend, backend);
+	/* The back end is logged once, at DEBUG. */
+	assert_int_equal(log_lines, 1);
+	assert_non_null(strstr(log_last, kt_store_io_backend_name(backend)));
 	tl_assert_segment(fx->path, 0, &set, set.n);
 	tl_set_free(&set);
 }
@@ -593,6 +661,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_segment_refuses_an_existing_path, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_rejects_bad_options, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_rejects_flipped_byte, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_reads_past_damaged_blocks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_recovers_whole_blocks_of_a_torn_tail, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_refuses_newer_version_and_wrong_magic, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_seeks_agree_with_a_linear_scan, setup, teardown),
