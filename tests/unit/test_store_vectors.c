@@ -644,16 +644,185 @@ out:
 	free(json);
 }
 
+/* The temporary directory of the running test; the teardown removes it
+ * even when the test failed half way. */
+static char tmp_dir[64];
+
+static void make_tmp_dir(void)
+{
+	snprintf(tmp_dir, sizeof(tmp_dir), "/tmp/kt-vectors-XXXXXX");
+	assert_non_null(mkdtemp(tmp_dir));
+}
+
+static int remove_tmp_dir(void **state)
+{
+	(void)state;
+	if (tmp_dir[0])
+		nftw(tmp_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	tmp_dir[0] = '\0';
+	return 0;
+}
+
 static void test_repository_vector_gives_specified_outcome(void **state)
 {
 	struct vec_case *vc = *state;
-	char dir[] = "/tmp/kt-vectors-XXXXXX";
 
-	assert_non_null(mkdtemp(dir));
-	stage_repo(vc->entry, dir);
-	check_repo(vc, dir);
-	assert_int_equal(nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
+	make_tmp_dir();
+	stage_repo(vc->entry, tmp_dir);
+	check_repo(vc, tmp_dir);
 	conclude(vc);
+}
+
+/* ---- byte-exact agreement of the two encoders ---------------------------- */
+
+/* Decodes a JSON hex string (or null) into a malloc'd buffer; *out stays
+ * NULL for null.  Returns the length. */
+static size_t unhex(const json_t *j, unsigned char **out)
+{
+	const char *hex = json_string_value(j);
+	size_t n;
+
+	*out = NULL;
+	if (!hex)
+		return 0;
+	n = strlen(hex) / 2;
+	*out = malloc(n + 1); /* +1: an empty value is non-NULL */
+	assert_non_null(*out);
+	for (size_t i = 0; i < n; i++) {
+		unsigned v;
+		assert_int_equal(sscanf(hex + 2 * i, "%2x", &v), 1);
+		(*out)[i] = (unsigned char)v;
+	}
+	return n;
+}
+
+static int read_whole(const char *path, unsigned char **data, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	long size;
+
+	if (!f)
+		return -1;
+	fseek(f, 0, SEEK_END);
+	size = ftell(f);
+	rewind(f);
+	*data = malloc((size_t)size + 1);
+	assert_non_null(*data);
+	*len = fread(*data, 1, (size_t)size, f);
+	fclose(f);
+	return *len == (size_t)size ? 0 : -1;
+}
+
+/* Writes the records of a vector's record set with the store's writer. */
+static void write_with_store(const json_t *records, const char *path)
+{
+	struct kt_store_writer_opts opts;
+	struct kt_store_writer *writer = NULL;
+	char errstr[512] = "";
+	size_t i;
+	json_t *r;
+
+	kt_store_writer_opts_init(&opts);
+	opts.codec = KT_CODEC_NONE;
+	opts.io_backend = KT_IO_PWRITE;
+	assert_int_equal(kt_store_writer_create(&writer, path, "orders", 3, &opts, errstr,
+						sizeof(errstr)), 0);
+	json_array_foreach(records, i, r) {
+		const json_t *hs = json_object_get(r, "headers");
+		struct kt_header headers[16];
+		unsigned char *hbuf[32] = { 0 }, *key, *value;
+		struct kt_record rec = { 0 };
+		size_t h;
+		json_t *hj;
+
+		assert_true(json_array_size(hs) <= 16);
+		rec.offset = jint(r, "offset");
+		rec.timestamp = jint(r, "timestamp");
+		rec.ts_type = (int)jint(r, "ts_type");
+		rec.key_len = unhex(json_object_get(r, "key"), &key);
+		rec.key = key;
+		rec.value_len = unhex(json_object_get(r, "value"), &value);
+		rec.value = value;
+		json_array_foreach(hs, h, hj) {
+			headers[h].name_len = unhex(json_object_get(hj, "name"), &hbuf[2 * h]);
+			headers[h].name = (const char *)hbuf[2 * h];
+			headers[h].value_len = unhex(json_object_get(hj, "value"), &hbuf[2 * h + 1]);
+			headers[h].value = hbuf[2 * h + 1];
+		}
+		rec.headers = headers;
+		rec.header_count = json_array_size(hs);
+		assert_int_equal(kt_store_writer_append(writer, &rec, errstr, sizeof(errstr)), 0);
+		free(key);
+		free(value);
+		for (h = 0; h < 32; h++)
+			free(hbuf[h]);
+	}
+	assert_int_equal(kt_store_writer_seal(writer, NULL, errstr, sizeof(errstr)), 0);
+	kt_store_writer_destroy(writer);
+}
+
+/* For the single-block, codec-none vectors the store's writer must produce
+ * the same bytes as the independent encoder, apart from created_ms (the
+ * writer's wall clock) and the file header checksum that covers it; and
+ * kt_store_index_rebuild must produce the same index byte for byte.  Two
+ * implementations agreeing to the byte is the strongest evidence that both
+ * read the spec the same way. */
+static void test_store_writer_and_index_match_independent_encoder(void **state)
+{
+	static const char *const names[] = { "valid-empty", "valid-one-record", "valid-shapes-none" };
+	const char *dir;
+
+	(void)state;
+	make_tmp_dir();
+	dir = tmp_dir;
+	for (size_t v = 0; v < sizeof(names) / sizeof(names[0]); v++) {
+		const json_t *entry = NULL, *e;
+		unsigned char *want = NULL, *got = NULL;
+		size_t want_len = 0, got_len = 0, i, hdr_end = 40 + strlen("orders");
+		char path[4200], kti[4200], errstr[512] = "";
+
+		json_array_foreach(json_object_get(vectors, "segments"), i, e)
+			if (strcmp(jstr(e, "name"), names[v]) == 0)
+				entry = e;
+		assert_non_null(entry);
+		snprintf(path, sizeof(path), "%s/%s.kts", dir, names[v]);
+		snprintf(kti, sizeof(kti), "%s/%s.kti", dir, names[v]);
+		write_with_store(json_object_get(json_object_get(vectors, "record_sets"),
+						 jstr(entry, "records")), path);
+
+		vector_path(errstr, sizeof(errstr), jstr(entry, "file"));
+		assert_int_equal(read_whole(errstr, &want, &want_len), 0);
+		assert_int_equal(read_whole(path, &got, &got_len), 0);
+		if (got_len != want_len)
+			fail_msg("%s: the store wrote %zu bytes, the independent encoder %zu",
+				 names[v], got_len, want_len);
+		/* created_ms and the header checksum are the only freedom. */
+		memcpy(got + 24, want + 24, 8);
+		memcpy(got + hdr_end - 8, want + hdr_end - 8, 8);
+		for (i = 0; i < got_len; i++)
+			if (got[i] != want[i])
+				fail_msg("%s: byte %zu differs: store %02x, independent encoder %02x",
+					 names[v], i, got[i], want[i]);
+		free(want);
+		free(got);
+
+		/* The index the writer wrote, then one rebuilt from the segment. */
+		vector_path(errstr, sizeof(errstr), jstr(entry, "index"));
+		assert_int_equal(read_whole(errstr, &want, &want_len), 0);
+		for (int pass = 0; pass < 2; pass++) {
+			if (pass == 1) {
+				assert_int_equal(unlink(kti), 0);
+				assert_int_equal(kt_store_index_rebuild(path, 0600, errstr,
+									sizeof(errstr)), 0);
+			}
+			assert_int_equal(read_whole(kti, &got, &got_len), 0);
+			if (got_len != want_len || memcmp(got, want, got_len) != 0)
+				fail_msg("%s: %s index differs from the independent encoder's", names[v],
+					 pass ? "rebuilt" : "written");
+			free(got);
+		}
+		free(want);
+	}
 }
 
 /* ---- the vectors' own consistency --------------------------------------- */
@@ -718,7 +887,7 @@ int main(void)
 	}
 	segs = json_object_get(vectors, "segments");
 	repos = json_object_get(vectors, "repositories");
-	n = json_array_size(segs) + json_array_size(repos) + 1;
+	n = json_array_size(segs) + json_array_size(repos) + 2;
 	tests = calloc(n, sizeof(*tests));
 	cases = calloc(n, sizeof(*cases));
 	if (!tests || !cases)
@@ -732,11 +901,14 @@ int main(void)
 	json_array_foreach(repos, i, e) {
 		cases[k].entry = e;
 		tests[k] = (struct CMUnitTest){ jstr(e, "root"),
-			test_repository_vector_gives_specified_outcome, NULL, NULL, &cases[k] };
+			test_repository_vector_gives_specified_outcome, NULL, remove_tmp_dir,
+			&cases[k] };
 		k++;
 	}
 	tests[k++] = (struct CMUnitTest){ "test_every_vector_file_is_listed",
 		test_every_vector_file_is_listed, NULL, NULL, NULL };
+	tests[k++] = (struct CMUnitTest){ "test_store_writer_and_index_match_independent_encoder",
+		test_store_writer_and_index_match_independent_encoder, NULL, remove_tmp_dir, NULL };
 
 	rc = _cmocka_run_group_tests("store_vectors", tests, k, NULL, NULL);
 	free(tests);
