@@ -466,9 +466,76 @@ static void push(struct emit *e, json_t *arr, json_t *val, const char *ctx)
 		e->err = kt_seterr(e->errstr, e->errstr_size, -ENOMEM, "%s: out of memory", ctx);
 }
 
-static json_t *str_or_null(const char *s)
+/* Length of the valid UTF-8 sequence (RFC 3629: shortest form, no
+ * surrogates, nothing above U+10FFFF) at p, or 0 if none starts there. */
+static size_t utf8_seq(const unsigned char *p)
 {
-	return s ? json_string(s) : json_null();
+	uint32_t cp, min;
+	size_t n;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		n = 2, cp = p[0] & 0x1f, min = 0x80;
+	else if ((p[0] & 0xf0) == 0xe0)
+		n = 3, cp = p[0] & 0x0f, min = 0x800;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		n = 4, cp = p[0] & 0x07, min = 0x10000;
+	else
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80) /* also stops at the NUL */
+			return 0;
+		cp = cp << 6 | (p[i] & 0x3f);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+/* A malloc'd copy of s in which every byte that does not start a valid
+ * UTF-8 sequence is replaced by U+FFFD. */
+static char *utf8_repair(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	char *out = malloc(strlen(s) * 3 + 1), *o = out;
+
+	if (!out)
+		return NULL;
+	while (*p) {
+		size_t n = utf8_seq(p);
+		if (n) {
+			memcpy(o, p, n);
+			p += n;
+		} else {
+			memcpy(o, "\xef\xbf\xbd", 3);
+			n = 3;
+			p++;
+		}
+		o += n;
+	}
+	*o = '\0';
+	return out;
+}
+
+/* Strings Kafka takes from clients as raw bytes (group ids, commit
+ * metadata, config values) may not be UTF-8, which JSON requires.  Rather
+ * than fail a whole backup over one of them, they are stored with the bad
+ * bytes replaced (format/repository.md section 4). */
+static json_t *lossy_string(const char *s)
+{
+	json_t *v;
+	char *fixed;
+
+	if (!s)
+		return json_null();
+	v = json_string(s);
+	if (v)
+		return v;
+	fixed = utf8_repair(s);
+	v = fixed ? json_string(fixed) : NULL;
+	free(fixed);
+	return v;
 }
 
 static json_t *int64_or_null(int have, int64_t v)
@@ -552,8 +619,11 @@ static json_t *topic_json(struct emit *e, const struct kt_store_topic *topic, co
 	if (topic->configs_available) {
 		configs = json_object();
 		snprintf(pctx, sizeof(pctx), "%s.configs", ctx);
-		for (size_t i = 0; configs && i < topic->config_count; i++)
-			put(e, configs, topic->configs[i].name, str_or_null(topic->configs[i].value), pctx);
+		for (size_t i = 0; configs && i < topic->config_count; i++) {
+			char *name = utf8_repair(topic->configs[i].name);
+			put(e, configs, name ? name : "", name ? lossy_string(topic->configs[i].value) : NULL, pctx);
+			free(name);
+		}
 	} else {
 		configs = json_null();
 	}
@@ -605,11 +675,11 @@ int kt_store_snapshot_to_json(const struct kt_store_snapshot *snap, char **out,
 		json_t *g = json_object();
 		snprintf(ctx, sizeof(ctx), "groups[%zu]", i);
 		if (g) {
-			put(&e, g, "group", json_string(go->group), ctx);
+			put(&e, g, "group", lossy_string(go->group), ctx);
 			put(&e, g, "topic", json_string(go->topic), ctx);
 			put(&e, g, "partition", json_integer(go->partition), ctx);
 			put(&e, g, "offset", json_integer(go->offset), ctx);
-			put(&e, g, "metadata", str_or_null(go->metadata), ctx);
+			put(&e, g, "metadata", lossy_string(go->metadata), ctx);
 		}
 		push(&e, groups, g, ctx);
 	}

@@ -437,6 +437,36 @@ static void test_manifest_ignores_unknown_fields(void **state)
 				       sizeof(errstr)), 0);
 }
 
+static void test_manifest_repairs_client_strings_that_are_not_utf8(void **state)
+{
+	struct kt_store_snapshot *snap = full_snapshot(), *back = NULL;
+	char errstr[256] = "", *json = NULL;
+
+	(void)state;
+	/* Group ids, commit metadata and config values come from clients as
+	 * bytes; one that is not UTF-8 must not fail the whole backup. */
+	free(snap->group_offsets[1].metadata);
+	snap->group_offsets[1].metadata = strdup("bin\xff\xc0\x80" "ary");
+	free(snap->topics[0].configs[0].value);
+	snap->topics[0].configs[0].value = strdup("\xed\xa0\x80x");
+	assert_int_equal(kt_store_snapshot_to_json(snap, &json, errstr, sizeof(errstr)), 0);
+	assert_int_equal(kt_store_snapshot_from_json(json, strlen(json), &back, errstr, sizeof(errstr)), 0);
+	assert_string_equal(back->group_offsets[1].metadata, "bin\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" "ary");
+	assert_string_equal(back->topics[0].configs[0].value,
+			    "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbdx");
+	free(json);
+	json = NULL;
+	kt_store_snapshot_destroy(back);
+
+	/* A topic name is an identity, never rewritten: refused, named. */
+	free(snap->topics[1].name);
+	snap->topics[1].name = strdup("t\xff");
+	assert_int_not_equal(kt_store_snapshot_to_json(snap, &json, errstr, sizeof(errstr)), 0);
+	assert_null(json);
+	assert_non_null(strstr(errstr, "topics[1].name"));
+	kt_store_snapshot_destroy(snap);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -451,6 +481,7 @@ int main(void)
 		cmocka_unit_test(test_manifest_rejects_path_traversal),
 		cmocka_unit_test(test_manifest_rejects_non_manifests),
 		cmocka_unit_test(test_manifest_ignores_unknown_fields),
+		cmocka_unit_test(test_manifest_repairs_client_strings_that_are_not_utf8),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
