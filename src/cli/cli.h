@@ -72,5 +72,6 @@ int kt_cli_cmd_prune(int argc, char **argv);
 int kt_cli_cmd_export(int argc, char **argv);
 int kt_cli_cmd_import(int argc, char **argv);
 int kt_cli_cmd_sandbox(int argc, char **argv);
+int kt_cli_cmd_gen(int argc, char **argv);
 
 #endif /* KT_CLI_H */

@@ -41,6 +41,7 @@ static const struct kt_cli_command commands[] = {
 	{ "import", kt_cli_cmd_import, "bring a snapshot archive into a repository" },
 	{ "version", kt_cli_cmd_version, "print the version of ktape and its libraries" },
 	{ "sandbox", kt_cli_cmd_sandbox, "run an in-memory Kafka-protocol cluster for tests and trials" },
+	{ "gen", kt_cli_cmd_gen, "produce deterministic test records into a cluster" },
 };
 
 int kt_cli_exit_for(int err)

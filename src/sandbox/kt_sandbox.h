@@ -212,6 +212,137 @@ int kt_sandbox_control(struct kt_sandbox *sandbox, const char *line,
 int kt_sandbox_parse_api_key(const char *text, int16_t *out);
 int kt_sandbox_parse_error_code(const char *text, int *out);
 
+/* ======================================================================
+ * The record generator (`ktape gen`)
+ *
+ * Deterministic: the same options and seed give the same records, keys,
+ * headers, timestamps and partitions, on any machine, so a test can
+ * recompute what a cluster or a backup must hold (`ktape gen --print`).
+ * ====================================================================== */
+
+struct kt_record; /* kt_store.h */
+
+#define KT_GEN_MAX_VALUE_SIZE (16u << 20)
+#define KT_GEN_MAX_GROUP_LEN 255
+/* 2026-01-01T00:00:00Z: a fixed default start keeps output reproducible. */
+#define KT_GEN_DEFAULT_TS_START 1767225600000LL
+
+struct kt_gen_opts {
+	uint64_t seed;
+	uint64_t count;            /* records; UINT64_MAX when only bytes limits */
+	uint64_t bytes;            /* stop once key+value bytes reach this; 0: none */
+	int32_t partitions;        /* partition count of the topic */
+	int32_t partition;         /* >= 0: every record there; -1: see below */
+	int round_robin;           /* with partition -1: record i to i % partitions */
+	/* Otherwise a keyed record goes where librdkafka's default partitioner
+	 * would put it (CRC32 of the key, kt_gen_partition_for_key) and a
+	 * null-keyed one to a partition drawn from the seed; the generator
+	 * always names the partition, so --print knows where records land. */
+	uint32_t min_size;         /* value bytes, uniform in [min, max] */
+	uint32_t max_size;
+	uint64_t keys;             /* key cardinality; 0: every key null */
+	const char *key_prefix;    /* keys are PREFIX<n>, n < keys; copied */
+	double null_key_share;     /* shares are probabilities in [0, 1] */
+	double tombstone_share;    /* null values */
+	uint32_t max_headers;      /* 0..max headers per record, uniform */
+	double null_header_share;  /* header values that are null */
+	double dup_header_share;   /* headers repeating the previous name */
+	double binary_share;       /* values given a NUL, a newline and 0xff */
+	int compressibility;       /* 100: JSON-like text .. 0: random bytes */
+	int64_t ts_start;          /* first timestamp, epoch ms */
+	int64_t ts_span_ms;        /* timestamps spread evenly over this span */
+	double disorder_share;     /* records moved back in time (out of order) */
+};
+
+/* Defaults: seed 1, 1000 records, 1 partition, key hashing, values of
+ * 100-300 bytes of JSON-like text, 1000 keys "key-<n>", no nulls, no
+ * headers, timestamps over one hour from KT_GEN_DEFAULT_TS_START. */
+void kt_gen_opts_init(struct kt_gen_opts *opts);
+
+/* Sets one option from its `ktape gen` flag name without the dashes
+ * ("count", "bytes", "size" (N or MIN-MAX), "keys", "key-prefix",
+ * "null-keys", "tombstones", "headers", "null-headers", "dup-headers",
+ * "binary", "compressibility", "ts-start", "ts-span", "disorder", "seed",
+ * "partitions", "partition").  Shares accept 0.25 or 25%.  Returns 0 or
+ * KT_EUSAGE naming the flag.  key-prefix is not copied: it must outlive
+ * kt_gen_create(). */
+int kt_gen_opts_set(struct kt_gen_opts *opts, const char *name, const char *value,
+		    char *errstr, size_t errstr_size);
+
+/* Parses a share: "0.25" or "25%", in [0, 1]. */
+int kt_gen_parse_share(const char *text, double *out);
+
+/* The partition librdkafka's default partitioner picks for a key. */
+int32_t kt_gen_partition_for_key(const void *key, size_t key_len, int32_t partitions);
+
+struct kt_gen;
+
+int kt_gen_create(struct kt_gen **out, const struct kt_gen_opts *opts,
+		  char *errstr, size_t errstr_size);
+void kt_gen_destroy(struct kt_gen *gen);
+
+/* Makes the next record.  Returns 1 and fills *rec (offset -1) and
+ * *partition, or 0 when the count or byte budget is reached.  rec's
+ * pointers stay valid until the next call. */
+int kt_gen_next(struct kt_gen *gen, struct kt_record *rec, int32_t *partition);
+
+uint64_t kt_gen_records_made(const struct kt_gen *gen);
+
+struct kt_gen_partition_stats {
+	int32_t partition;
+	uint64_t records;     /* acknowledged */
+	int64_t first_offset; /* -1 when none */
+	int64_t last_offset;
+};
+
+struct kt_gen_result {
+	uint64_t records;    /* produced (queued) */
+	uint64_t delivered;  /* acknowledged by the broker */
+	uint64_t bytes;      /* key + value bytes */
+	uint64_t tombstones;
+	uint64_t null_keys;
+	uint64_t headers;
+	size_t partition_count;
+	struct kt_gen_partition_stats *partitions; /* indexed by partition */
+};
+
+/* Frees what kt_gen_produce put in result.  NULL accepted. */
+void kt_gen_result_clear(struct kt_gen_result *result);
+
+/* The partition count of topic, via a Metadata request for all topics
+ * (never auto-creating it).  Takes ownership of conf.  KT_ENOTFOUND when
+ * the topic does not exist. */
+int kt_gen_topic_partitions(rd_kafka_conf_t *conf, const char *topic, int32_t *partitions,
+			    char *errstr, size_t errstr_size);
+
+/* Produces every record of gen to topic, each to its generated partition,
+ * and waits for all acknowledgements.  Takes ownership of conf (set
+ * bootstrap.servers, batching and compression on it first).  A set *stop
+ * (from a signal handler) ends it with KT_EINTERRUPTED.  Any record not
+ * acknowledged makes it KT_EDELIVERY.  Call kt_gen_result_clear after. */
+int kt_gen_produce(struct kt_gen *gen, rd_kafka_conf_t *conf, const char *topic,
+		   struct kt_gen_result *result, volatile int *stop,
+		   char *errstr, size_t errstr_size);
+
+/* A consumer-group offset to commit: `--commit GROUP:TOPIC:PARTITION:OFFSET`. */
+struct kt_gen_commit {
+	char group[KT_GEN_MAX_GROUP_LEN + 1];
+	char topic[KT_SANDBOX_MAX_TOPIC_LEN + 1];
+	int32_t partition;
+	int64_t offset;
+};
+
+/* Parses GROUP:TOPIC:PARTITION:OFFSET (the group may contain ':'). */
+int kt_gen_parse_commit(const char *text, struct kt_gen_commit *commit,
+			char *errstr, size_t errstr_size);
+
+/* Commits, as consumer group `group`, the offsets of the entries of commits
+ * that name that group, with an explicit OffsetCommit (no subscription, no
+ * rebalance).  Takes ownership of conf. */
+int kt_gen_commit_offsets(rd_kafka_conf_t *conf, const char *group,
+			  const struct kt_gen_commit *commits, size_t count,
+			  char *errstr, size_t errstr_size);
+
 #ifdef __cplusplus
 }
 #endif
