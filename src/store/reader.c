@@ -183,12 +183,6 @@ static int read_block(struct kt_store_reader *reader, size_t i, uint64_t file_of
 				 "segment %s: block %zu at byte %llu: payload checksum mismatch; "
 				 "its records are lost", reader->path, i,
 				 (unsigned long long)file_offset);
-	if (blk->codec == KT_CODEC_ZSTD &&
-	    (why = zstd_frame_problem(reader->io_buf + KT_SEG_BLOCK_HEADER_SIZE,
-				      blk->stored_size, blk->raw_size)) != NULL)
-		return kt_seterr(errstr, errstr_size, KT_ECORRUPT,
-				 "segment %s: block %zu at byte %llu: %s", reader->path, i,
-				 (unsigned long long)file_offset, why);
 	return 0;
 
 io_fail:
@@ -219,7 +213,17 @@ static int load_block(struct kt_store_reader *reader, size_t i, char *errstr,
 	if (err)
 		return err;
 	if (blk.codec == KT_CODEC_ZSTD) {
+		const char *why = zstd_frame_problem(reader->io_buf + KT_SEG_BLOCK_HEADER_SIZE,
+						     blk.stored_size, blk.raw_size);
 		size_t n;
+
+		/* Checked here, not in read_block(): recovery accepts a block
+		 * on its checksums alone, and its payload then fails only
+		 * when loaded (segment.md 7). */
+		if (why)
+			return kt_seterr(errstr, errstr_size, KT_ECORRUPT,
+					 "segment %s: block %zu at byte %llu: %s", reader->path,
+					 i, (unsigned long long)blk.file_offset, why);
 
 		if (grow(&reader->raw_buf, &reader->raw_cap, blk.raw_size ? blk.raw_size : 1) < 0)
 			return kt_seterr(errstr, errstr_size, -ENOMEM,
@@ -890,6 +894,9 @@ static int seek_within(struct kt_store_reader *reader, size_t b, int want_time, 
 	int err;
 
 	reader->peeked = 0;
+	/* If the block fails to load, next() retries it rather than going
+	 * on from wherever the reader was before. */
+	reader->next_block = b;
 	err = load_block(reader, b, errstr, errstr_size);
 	if (err)
 		return err;
