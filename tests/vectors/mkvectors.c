@@ -1040,6 +1040,16 @@ static void broken_vectors(void)
 	emit("bad-index-running-max", "valid segment whose index has a wrong running_max_ts in entry 1, index checksums valid",
 	     &s, &f, &idx, &e, &e);
 	buf_free(&idx);
+	index_serialize(&s, &lay, 1, &idx);
+	idx.len = 30;
+	emit("bad-index-truncated", "valid segment whose index is cut to 30 bytes (inside its header)",
+	     &s, &f, &idx, &e, &e);
+	buf_free(&idx);
+	index_serialize(&s, &lay, 1, &idx);
+	idx.p[7] = 'Y';
+	emit("bad-index-magic", "valid segment whose index magic is KTAPEIDY (not an index: verify reports it damaged, not from the future)",
+	     &s, &f, &idx, &e, &e);
+	buf_free(&idx);
 	buf_free(&f);
 	seg_free(&s);
 
