@@ -559,7 +559,7 @@ static char *slurp(const char *path, size_t *len)
 
 /* The snapshot a valid manifest describes must name the vector's segment,
  * and that segment must open with the checksum and size the manifest gives. */
-static int check_loaded_snapshot(struct vec_case *vc, const struct kt_store_repo *repo,
+static int check_loaded_snapshot(struct vec_case *vc, struct kt_store_repo *repo,
 				 const struct kt_store_snapshot *snap)
 {
 	const struct kt_store_topic *topic = kt_store_snapshot_find_topic(snap, "orders");
@@ -586,6 +586,32 @@ static int check_loaded_snapshot(struct vec_case *vc, const struct kt_store_repo
 	    kt_store_reader_info(reader)->file_size != part->segments[0].file_size) {
 		mismatch(vc, "segment %s: checksum or size differ from the manifest's", abs);
 		goto out;
+	}
+	/* A scan of the partition reaches the same records through the
+	 * manifest: exactly the segment's. */
+	{
+		const uint64_t want = part->segments[0].records;
+		struct kt_store_scan *scan = NULL;
+		const struct kt_record *rec;
+		uint64_t n = 0;
+
+		rc = kt_store_scan_create(&scan, repo, part, NULL, errstr,
+					  sizeof(errstr));
+		while (rc == 0 && (rc = kt_store_scan_next(scan, &rec, errstr, sizeof(errstr))) == 1) {
+			if (rec->offset < part->segments[0].first_offset ||
+			    rec->offset > part->segments[0].last_offset)
+				rc = KT_ERANGE;
+			else {
+				n++;
+				rc = 0;
+			}
+		}
+		kt_store_scan_destroy(scan);
+		if (rc != 0 || n != want) {
+			mismatch(vc, "scan of orders/3 gave %" PRIu64 " records then %s (%s), expected %"
+				 PRIu64, n, code_name(rc), errstr, want);
+			goto out;
+		}
 	}
 	ret = 0;
 out:
