@@ -451,6 +451,8 @@ static void encode_topic_dir(const char *topic, char *out)
 		 (unsigned long long)XXH3_64bits(topic, strlen(topic)));
 }
 
+/* Capture workers call this concurrently: it only reads the handle, and a
+ * directory another thread created first (EEXIST) is fine. */
 int kt_store_repo_new_segment_path(struct kt_store_repo *repo, const char *topic,
 				   int32_t partition, int64_t first_offset,
 				   char *rel, size_t rel_size, char *abs, size_t abs_size,
