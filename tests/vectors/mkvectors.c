@@ -1359,6 +1359,19 @@ static void recovery_vectors(void)
 			  &s, &f, &bad_then_torn);
 	}
 
+	/* Recovery accepts a block on its header rules and checksums; a zstd
+	 * frame problem (row 15) shows only when the block is loaded. */
+	{
+		struct expect frame_then_rest = { "OK", 0, "KT_ECORRUPT", "KT_ECORRUPT", 1, 3, 0 };
+
+		seg_multi(&s, shapes, 0, NULL);
+		blk_zstd_without_size(&s.blocks[0]);
+		seg_serialize(&s, &f, &lay);
+		f.len = lay.footer_off + 40;
+		emit_torn("torn-bad-zstd-frame", "torn in the footer; block 0 is a zstd frame without a content size (checksums valid): recovered, then refused when loaded",
+			  &s, &f, &frame_then_rest);
+	}
+
 	/* A block header checksum mismatch at block 0: nothing is accepted. */
 	seg_multi(&s, shapes, 0, NULL);
 	seg_serialize(&s, &f, &lay);
