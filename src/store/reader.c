@@ -837,41 +837,51 @@ const struct kt_store_block_info *kt_store_reader_block(const struct kt_store_re
 
 /* ---- lookups and seeks ------------------------------------------------------ */
 
-int kt_store_reader_find_offset(const struct kt_store_reader *reader, int64_t offset,
-				size_t *block)
+/* Binary search for the first of n int64 values, stride bytes apart, that
+ * is >= key; the values must be non-decreasing.  Returns n when none is. */
+static size_t lower_bound(const void *first, size_t stride, size_t n, int64_t key)
 {
-	size_t lo = 0, hi = reader->block_count;
+	const char *base = first;
+	size_t lo = 0, hi = n;
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		if (reader->blocks[mid].last_offset >= offset)
+		int64_t v;
+
+		memcpy(&v, base + mid * stride, sizeof(v));
+		if (v >= key)
 			hi = mid;
 		else
 			lo = mid + 1;
 	}
-	if (lo == reader->block_count)
+	return lo;
+}
+
+int kt_store_reader_find_offset(const struct kt_store_reader *reader, int64_t offset,
+				size_t *block)
+{
+	size_t b;
+
+	if (reader->block_count == 0)
 		return KT_ENOTFOUND;
-	*block = lo;
+	b = lower_bound(&reader->blocks[0].last_offset, sizeof(reader->blocks[0]),
+			reader->block_count, offset);
+	if (b == reader->block_count)
+		return KT_ENOTFOUND;
+	*block = b;
 	return 0;
 }
 
 int kt_store_reader_find_time(const struct kt_store_reader *reader, int64_t ts,
 			      size_t *block)
 {
-	size_t lo = 0, hi = reader->block_count;
-
 	/* running_max_ts is non-decreasing, so the first block reaching ts
 	 * is the first holding a record at or after ts (segment.md 5.1). */
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (reader->running_max_ts[mid] >= ts)
-			hi = mid;
-		else
-			lo = mid + 1;
-	}
-	if (lo == reader->block_count)
+	size_t b = lower_bound(reader->running_max_ts, sizeof(int64_t), reader->block_count, ts);
+
+	if (b == reader->block_count)
 		return KT_ENOTFOUND;
-	*block = lo;
+	*block = b;
 	return 0;
 }
 

@@ -123,6 +123,26 @@ static int block_fields_check(const struct kt_store_block_info *blk, const char 
 	return 0;
 }
 
+/* Bytes 24-63 are laid out alike in a block header and a seek table entry:
+ * first_offset, last_offset, min_ts, max_ts, payload_checksum. */
+static void put_block_bounds(uint8_t *out, const struct kt_store_block_info *blk)
+{
+	kt_put_le64(out + 24, (uint64_t)blk->first_offset);
+	kt_put_le64(out + 32, (uint64_t)blk->last_offset);
+	kt_put_le64(out + 40, (uint64_t)blk->min_ts);
+	kt_put_le64(out + 48, (uint64_t)blk->max_ts);
+	kt_put_le64(out + 56, blk->checksum);
+}
+
+static void get_block_bounds(const uint8_t *in, struct kt_store_block_info *blk)
+{
+	blk->first_offset = (int64_t)kt_le64(in + 24);
+	blk->last_offset = (int64_t)kt_le64(in + 32);
+	blk->min_ts = (int64_t)kt_le64(in + 40);
+	blk->max_ts = (int64_t)kt_le64(in + 48);
+	blk->checksum = kt_le64(in + 56);
+}
+
 void kt_seg_block_header_pack(uint8_t out[KT_SEG_BLOCK_HEADER_SIZE],
 			      const struct kt_store_block_info *blk)
 {
@@ -134,11 +154,7 @@ void kt_seg_block_header_pack(uint8_t out[KT_SEG_BLOCK_HEADER_SIZE],
 	kt_put_le32(out + 12, blk->stored_size);
 	kt_put_le32(out + 16, blk->raw_size);
 	kt_put_le32(out + 20, 0);
-	kt_put_le64(out + 24, (uint64_t)blk->first_offset);
-	kt_put_le64(out + 32, (uint64_t)blk->last_offset);
-	kt_put_le64(out + 40, (uint64_t)blk->min_ts);
-	kt_put_le64(out + 48, (uint64_t)blk->max_ts);
-	kt_put_le64(out + 56, blk->checksum);
+	put_block_bounds(out, blk);
 	kt_put_le64(out + 64, kt_seg_checksum(out, 64));
 }
 
@@ -161,11 +177,7 @@ int kt_seg_block_header_unpack(const uint8_t in[KT_SEG_BLOCK_HEADER_SIZE],
 	blk->record_count = kt_le32(in + 8);
 	blk->stored_size = kt_le32(in + 12);
 	blk->raw_size = kt_le32(in + 16);
-	blk->first_offset = (int64_t)kt_le64(in + 24);
-	blk->last_offset = (int64_t)kt_le64(in + 32);
-	blk->min_ts = (int64_t)kt_le64(in + 40);
-	blk->max_ts = (int64_t)kt_le64(in + 48);
-	blk->checksum = kt_le64(in + 56);
+	get_block_bounds(in, blk);
 	return block_fields_check(blk, why);
 }
 
@@ -178,11 +190,7 @@ void kt_seg_seek_entry_pack(uint8_t out[KT_SEG_SEEK_ENTRY_SIZE],
 	kt_put_le32(out + 16, blk->record_count);
 	out[20] = (uint8_t)blk->codec;
 	out[21] = out[22] = out[23] = 0;
-	kt_put_le64(out + 24, (uint64_t)blk->first_offset);
-	kt_put_le64(out + 32, (uint64_t)blk->last_offset);
-	kt_put_le64(out + 40, (uint64_t)blk->min_ts);
-	kt_put_le64(out + 48, (uint64_t)blk->max_ts);
-	kt_put_le64(out + 56, blk->checksum);
+	put_block_bounds(out, blk);
 }
 
 int kt_seg_seek_entry_unpack(const uint8_t in[KT_SEG_SEEK_ENTRY_SIZE],
@@ -197,11 +205,7 @@ int kt_seg_seek_entry_unpack(const uint8_t in[KT_SEG_SEEK_ENTRY_SIZE],
 	blk->raw_size = kt_le32(in + 12);
 	blk->record_count = kt_le32(in + 16);
 	blk->codec = in[20];
-	blk->first_offset = (int64_t)kt_le64(in + 24);
-	blk->last_offset = (int64_t)kt_le64(in + 32);
-	blk->min_ts = (int64_t)kt_le64(in + 40);
-	blk->max_ts = (int64_t)kt_le64(in + 48);
-	blk->checksum = kt_le64(in + 56);
+	get_block_bounds(in, blk);
 	return block_fields_check(blk, why);
 }
 
