@@ -105,9 +105,10 @@ struct kt_replay_opts {
 	kt_replay_conf_fn *conf_apply; /* may be NULL */
 	void *conf_opaque;
 
-	/* Selection, as in capture: each pattern is a POSIX extended regex
-	 * matched against the whole topic name (so a plain name selects that
-	 * topic).  No topics: every topic of the snapshot. */
+	/* Selection, as in capture: a topic name, or a POSIX extended regex
+	 * when it starts with '^' (as librdkafka's subscribe); internal topics
+	 * ("__*") only by name.  A name the snapshot lacks is an error.  No
+	 * topics: every topic of the snapshot. */
 	const char *const *topics;
 	size_t topic_count;
 	const char *const *excludes;

@@ -96,11 +96,18 @@ struct rs_part {
 	int done;
 };
 
+/* A topic pattern as capture takes them: an exact name, or a POSIX
+ * extended regex when it starts with '^' (as librdkafka's subscribe). */
+struct rs_pattern {
+	int is_regex;
+	regex_t re;
+};
+
 struct kt_replay {
 	struct kt_replay_opts opts;
 	volatile sig_atomic_t stop;
-	regex_t *topic_re;
-	regex_t *exclude_re;
+	struct rs_pattern *topic_pats;
+	struct rs_pattern *exclude_pats;
 	regex_t group_re;
 	int group_re_set;
 
@@ -228,28 +235,70 @@ static int64_t pick_bound(const struct kt_replay_offset_bound *b, size_t n, cons
 	return v;
 }
 
-static int compile_anchored(regex_t *re, const char *pattern, const char *what,
-			    char *errstr, size_t errstr_size)
+static int compile_regex(regex_t *re, const char *pattern, const char *what,
+			 char *errstr, size_t errstr_size)
 {
-	char *anchored;
-	size_t len = strlen(pattern) + 5;
-	int rc;
+	int rc = regcomp(re, pattern, REG_EXTENDED | REG_NOSUB);
 
-	anchored = malloc(len);
-	if (!anchored)
-		return kt_seterr(errstr, errstr_size, -ENOMEM, "out of memory");
-	/* Anchored, so that "-t orders" selects orders and not orders-dlq. */
-	snprintf(anchored, len, "^(%s)$", pattern);
-	rc = regcomp(re, anchored, REG_EXTENDED | REG_NOSUB);
-	free(anchored);
 	if (rc != 0) {
 		char msg[128];
 
 		regerror(rc, re, msg, sizeof(msg));
-		return kt_seterr(errstr, errstr_size, KT_EUSAGE, "%s '%s' is not a valid regular expression: %s",
-				 what, pattern, msg);
+		return kt_seterr(errstr, errstr_size, KT_EUSAGE,
+				 "%s '%s' is not a valid regular expression: %s", what, pattern, msg);
 	}
 	return 0;
+}
+
+/* Compiles n topic patterns; *out gets an array of n (freed with
+ * free_patterns) or stays NULL when n is 0. */
+static int compile_patterns(struct rs_pattern **out, const char *const *texts, size_t n,
+			    const char *what, char *errstr, size_t errstr_size)
+{
+	struct rs_pattern *pats;
+
+	*out = NULL;
+	if (!n)
+		return 0;
+	pats = calloc(n, sizeof(*pats));
+	if (!pats)
+		return kt_seterr(errstr, errstr_size, -ENOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		int err;
+
+		if (!texts[i] || !*texts[i])
+			err = kt_seterr(errstr, errstr_size, KT_EUSAGE, "an empty %s is not allowed", what);
+		else if (texts[i][0] != '^')
+			continue;
+		else
+			err = compile_regex(&pats[i].re, texts[i], what, errstr, errstr_size);
+		if (err) {
+			for (size_t j = 0; j < i; j++)
+				if (pats[j].is_regex)
+					regfree(&pats[j].re);
+			free(pats);
+			return err;
+		}
+		pats[i].is_regex = 1;
+	}
+	*out = pats;
+	return 0;
+}
+
+static void free_patterns(struct rs_pattern *pats, size_t n)
+{
+	for (size_t i = 0; pats && i < n; i++)
+		if (pats[i].is_regex)
+			regfree(&pats[i].re);
+	free(pats);
+}
+
+static int pattern_match(const struct rs_pattern *pat, const char *text, const char *name)
+{
+	if (!pat->is_regex)
+		return strcmp(text, name) == 0;
+	/* Internal topics (__consumer_offsets...) only when named exactly. */
+	return strncmp(name, "__", 2) != 0 && regexec(&pat->re, name, 0, NULL, 0) == 0;
 }
 
 int kt_replay_create(struct kt_replay **out, const struct kt_replay_opts *opts,
@@ -323,39 +372,16 @@ int kt_replay_create(struct kt_replay **out, const struct kt_replay_opts *opts,
 		rp->opts.timeout_ms = 10000;
 	if (rp->opts.progress_interval_ms <= 0)
 		rp->opts.progress_interval_ms = 500;
-	if (opts->topic_count) {
-		rp->topic_re = calloc(opts->topic_count, sizeof(*rp->topic_re));
-		if (!rp->topic_re) {
-			err = kt_seterr(errstr, errstr_size, -ENOMEM, "out of memory");
-			goto fail;
-		}
-	}
-	if (opts->exclude_count) {
-		rp->exclude_re = calloc(opts->exclude_count, sizeof(*rp->exclude_re));
-		if (!rp->exclude_re) {
-			err = kt_seterr(errstr, errstr_size, -ENOMEM, "out of memory");
-			goto fail;
-		}
-	}
-	for (size_t i = 0; i < opts->topic_count; i++) {
-		err = compile_anchored(&rp->topic_re[i], opts->topics[i], "topic pattern",
-				       errstr, errstr_size);
-		if (err) {
-			rp->opts.topic_count = i;
-			goto fail;
-		}
-	}
-	for (size_t i = 0; i < opts->exclude_count; i++) {
-		err = compile_anchored(&rp->exclude_re[i], opts->excludes[i], "--exclude pattern",
-				       errstr, errstr_size);
-		if (err) {
-			rp->opts.exclude_count = i;
-			goto fail;
-		}
-	}
+	err = compile_patterns(&rp->topic_pats, opts->topics, opts->topic_count, "topic pattern",
+			       errstr, errstr_size);
+	if (!err)
+		err = compile_patterns(&rp->exclude_pats, opts->excludes, opts->exclude_count,
+				       "--exclude pattern", errstr, errstr_size);
+	if (err)
+		goto fail;
 	if (opts->group_regex) {
-		err = compile_anchored(&rp->group_re, opts->group_regex, "--groups pattern",
-				       errstr, errstr_size);
+		err = compile_regex(&rp->group_re, opts->group_regex, "--groups pattern",
+				    errstr, errstr_size);
 		if (err)
 			goto fail;
 		rp->group_re_set = 1;
@@ -597,18 +623,9 @@ static int make_producer(struct kt_replay *rp, char *errstr, size_t errstr_size)
 		goto out;
 	if (rp->opts.mode == KT_REPLAY_MODE_RESTORE) {
 		/* Exactly once per partition, in order, is what the prefix rule
-		 * of format/restore.md rests on: not negotiable. */
-		n = sizeof(buf);
-		if (rd_kafka_conf_get(conf, "enable.idempotence", buf, &n) == RD_KAFKA_CONF_OK &&
-		    strcmp(buf, "true") != 0 && rp->opts.conf_apply) {
-			n = sizeof(buf);
-			if (rd_kafka_conf_get(user, "enable.idempotence", buf, &n) == RD_KAFKA_CONF_OK &&
-			    !strcmp(buf, "false")) {
-				err = kt_seterr(errstr, errstr_size, KT_EUSAGE,
-						"a restore needs enable.idempotence=true; remove the -X setting");
-				goto out;
-			}
-		}
+		 * of format/restore.md rests on: not negotiable.  Idempotence is
+		 * forced on below whatever -X says; acks other than all (the
+		 * default) can only come from the user and are refused. */
 		n = sizeof(buf);
 		if (rd_kafka_conf_get(user, "acks", buf, &n) == RD_KAFKA_CONF_OK &&
 		    strcmp(buf, "-1") != 0 && strcmp(buf, "all") != 0) {
@@ -863,12 +880,14 @@ static int query_end(struct kt_replay *rp, const char *topic, int32_t partition,
 
 static int topic_selected(const struct kt_replay *rp, const char *name)
 {
+	/* No -t: every topic the snapshot holds (it holds only what capture
+	 * selected, internal topics included only if they were named). */
 	int in = rp->opts.topic_count == 0;
 
 	for (size_t i = 0; i < rp->opts.topic_count && !in; i++)
-		in = regexec(&rp->topic_re[i], name, 0, NULL, 0) == 0;
+		in = pattern_match(&rp->topic_pats[i], rp->opts.topics[i], name);
 	for (size_t i = 0; i < rp->opts.exclude_count && in; i++)
-		in = regexec(&rp->exclude_re[i], name, 0, NULL, 0) != 0;
+		in = !pattern_match(&rp->exclude_pats[i], rp->opts.excludes[i], name);
 	return in;
 }
 
@@ -968,6 +987,14 @@ static int plan_from_opts(struct kt_replay *rp, char *errstr, size_t errstr_size
 				err = kt_seterr(errstr, errstr_size, -ENOMEM, "out of memory");
 				goto out;
 			}
+		}
+	}
+	for (size_t i = 0; i < rp->opts.topic_count; i++) {
+		if (rp->opts.topics[i][0] != '^' &&
+		    !kt_store_snapshot_find_topic(rp->snap, rp->opts.topics[i])) {
+			err = kt_seterr(errstr, errstr_size, KT_ENOTFOUND,
+					"snapshot %s has no topic %s", rp->snap->id, rp->opts.topics[i]);
+			goto out;
 		}
 	}
 	if (!rp->plan->topic_count) {
@@ -2143,12 +2170,8 @@ void kt_replay_destroy(struct kt_replay *rp)
 	kt_store_repo_destroy(rp->repo);
 	if (rp->lock_fd >= 0)
 		close(rp->lock_fd);
-	for (size_t i = 0; i < rp->opts.topic_count && rp->topic_re; i++)
-		regfree(&rp->topic_re[i]);
-	for (size_t i = 0; i < rp->opts.exclude_count && rp->exclude_re; i++)
-		regfree(&rp->exclude_re[i]);
-	free(rp->topic_re);
-	free(rp->exclude_re);
+	free_patterns(rp->topic_pats, rp->opts.topic_count);
+	free_patterns(rp->exclude_pats, rp->opts.exclude_count);
 	if (rp->group_re_set)
 		regfree(&rp->group_re);
 	for (size_t i = 0; i < rp->summary.group_commit_count; i++) {
