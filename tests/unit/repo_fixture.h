@@ -85,15 +85,11 @@ static inline int fixture_write_segment(struct kt_store_repo *repo, const char *
 	ref.raw_bytes = info.raw_bytes;
 	ref.file_size = info.file_size;
 	ref.checksum = info.checksum;
+	/* add_segment keeps the partition's totals (records, bytes, time
+	 * bounds); the end offset is the caller's to move. */
 	err = kt_store_partition_add_segment(part, &ref);
 	if (err)
 		return err;
-	part->records += info.record_count;
-	part->raw_bytes += info.raw_bytes;
-	if (info.min_ts < part->min_ts)
-		part->min_ts = info.min_ts;
-	if (info.max_ts > part->max_ts)
-		part->max_ts = info.max_ts;
 	part->end_offset = info.last_offset + 1;
 	return 0;
 }
@@ -122,10 +118,6 @@ static inline struct kt_store_snapshot *fixture_continue(const struct kt_store_s
 			part->log_start_offset = fp->log_start_offset;
 			part->start_offset = fp->start_offset;
 			part->end_offset = fp->end_offset;
-			part->records = fp->records;
-			part->raw_bytes = fp->raw_bytes;
-			part->min_ts = fp->min_ts;
-			part->max_ts = fp->max_ts;
 			part->complete = 1;
 			for (size_t s = 0; s < fp->segment_count; s++)
 				kt_store_partition_add_segment(part, &fp->segments[s]);
@@ -166,6 +158,7 @@ static inline struct kt_store_snapshot *fixture_full_snapshot(struct kt_store_re
 		goto fail;
 	return snap;
 fail:
+	fprintf(stderr, "fixture_full_snapshot: %s\n", errstr);
 	kt_store_snapshot_destroy(snap);
 	return NULL;
 }
