@@ -205,6 +205,10 @@ static int add_snapshot_topics(struct topic_list *list, const char *text, int br
 out:
 	kt_store_snapshot_destroy(snap);
 	kt_store_repo_destroy(repo);
+	/* A repository or snapshot that is not there is a wrong argument;
+	 * a damaged one keeps its own code (exit 3). */
+	if (err == KT_ENOTFOUND || err == -ENOENT)
+		err = KT_EUSAGE;
 	return err;
 }
 
