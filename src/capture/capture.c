@@ -441,6 +441,7 @@ static int load_topics(struct kt_capture *cap, char *errstr, size_t errstr_size)
 	if (rerr) {
 		char last[256];
 
+		rd_kafka_poll(cap->rk, 0); /* serve the error callback */
 		pthread_mutex_lock(&cap->lock);
 		snprintf(last, sizeof(last), "%s", cap->last_kafka_error);
 		pthread_mutex_unlock(&cap->lock);

@@ -133,6 +133,8 @@ static int open_writer(struct cap_worker *w, struct cap_part *part, int64_t firs
 				     w->errstr, sizeof(w->errstr));
 	if (err)
 		goto fail;
+	kt_log(cap->opts.log, KT_LOG_DEBUG, "%s [%d]: segment %s started at offset %lld", part->topic->name,
+	       (int)part->partition, part->writer_rel, (long long)first_offset);
 	return 0;
 fail:
 	free(part->writer_rel);
