@@ -26,6 +26,13 @@
 #   kcat_dump TOPIC...
 #       kcat -C -J of every partition of the topics from the beginning to the
 #       current end, sorted by topic, partition, offset, on stdout.
+#   kcat_group_starts GROUP TOPIC
+#       joins GROUP with kcat (about 3 s on the mock), reads without
+#       committing, and prints "PARTITION OFFSET" for each partition that
+#       has records at or after the group's committed offset: the first
+#       offset the group would read, i.e. its committed offset.  Partitions
+#       the group has fully consumed print nothing.  Partitions without a
+#       commit start at the earliest offset.
 #   kcat_produce TOPIC [kcat -P args...]
 #       kcat -P -b $BOOTSTRAP -t TOPIC with the given args (stdin as input).
 #   dumpcmp [options] LEFT RIGHT
@@ -185,6 +192,15 @@ kcat_dump() {
 		kcat -C -b "$BOOTSTRAP" -t "$topic" -J -e -q -X fetch.wait.max.ms=50
 	done | sed -E 's/^\{"topic":"([^"]*)","partition":([0-9]+),"offset":([0-9]+),/\1\t\2\t\3\t&/' |
 		LC_ALL=C sort -t "$(printf '\t')" -k1,1 -k2,2n -k3,3n | cut -f 4-
+}
+
+kcat_group_starts() {
+	local group=$1 topic=$2
+	timeout 60 kcat -b "$BOOTSTRAP" -G "$group" -e -J -q -X auto.offset.reset=earliest \
+		-X enable.auto.commit=false "$topic" 2>>"$T/kcat_group.err" |
+		grep -o '"partition":[0-9]*,"offset":[0-9]*' |
+		sed -E 's/"partition":([0-9]+),"offset":([0-9]+)/\1 \2/' |
+		sort -k1,1n -k2,2n | awk '!seen[$1]++'
 }
 
 dumpcmp() {

@@ -25,11 +25,7 @@ while read -r group topic partition offset; do
 done < <(fixture_a_commits) | sort >"$T/commits.want"
 for group in audit_processor_group outbox_publisher_group; do
 	topic=$(awk -v g="$group" '$1 == g { print $2; exit }' "$T/commits.want")
-	timeout 60 kcat -b "$BOOTSTRAP" -G "$group" -e -J -q -X auto.offset.reset=earliest \
-		-X enable.auto.commit=false "$topic" 2>"$T/$group.err" |
-		grep -o '"partition":[0-9]*,"offset":[0-9]*' |
-		sed -E 's/"partition":([0-9]+),"offset":([0-9]+)/\1 \2/' |
-		sort -k1,1n -k2,2n | awk -v g="$group" -v t="$topic" '!seen[$1]++ { print g, t, $1, $2 }'
+	kcat_group_starts "$group" "$topic" | awk -v g="$group" -v t="$topic" '{ print g, t, $1, $2 }'
 done >"$T/commits.got"
 # A caught-up partition yields no record; the consumer then started at the
 # partition's end offset (its record count), and that is what is recorded.

@@ -53,12 +53,8 @@ pass "--bytes 2M produced $bytes bytes in $n records"
 "$KTAPE" gen -b "$BOOTSTRAP" -n 0 --commit grp:events:0:5 --commit grp:events:3:2 >"$T/commit.json" ||
 	fail "ktape gen --commit failed"
 [ "$(jq '.commits | length' "$T/commit.json")" -eq 2 ] || fail "commit summary: $(cat "$T/commit.json")"
-timeout 60 kcat -b "$BOOTSTRAP" -G grp -e -J -q -X auto.offset.reset=earliest \
-	-X enable.auto.commit=false events >"$T/group.kcat" 2>"$T/group.err" || fail "kcat -G failed"
-starts=$(grep -o '"partition":[0-9]*,"offset":[0-9]*' "$T/group.kcat" |
-	jq -R -s -c 'split("\n") | map(select(. != "") | "{" + . + "}" | fromjson)
-	   | group_by(.partition) | map([.[0].partition, (map(.offset) | min)])')
-[ "$starts" = "[[0,5],[1,0],[2,0],[3,2],[4,0]]" ] || fail "group grp started at $starts"
+starts=$(kcat_group_starts grp events | tr '\n' ' ')
+[ "$starts" = "0 5 1 0 2 0 3 2 4 0 " ] || fail "group grp started at $starts"
 pass "group offsets committed: consumer starts at $starts"
 
 # Refusals, each with exit 2 and nothing produced.
