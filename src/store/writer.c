@@ -1,16 +1,25 @@
 /*
  * writer.c - builds segment files (format/segment.md) from records.
  *
- * Records are encoded straight into one reusable raw block buffer.  When it
- * reaches the block size, the block is compressed into one of a ring of
+ * Records are encoded straight into one of two reusable raw block buffers.
+ * When it reaches the block size, the block is handed to a worker thread
+ * and the appender goes on filling the other buffer, so compression
+ * overlaps with the caller's own work (as zstd's command-line tool overlaps
+ * it with its I/O).  The worker compresses each block into one of a ring of
  * output buffers (block header and payload contiguous, so one write per
- * block), checksummed and queued on the I/O back end; the writer goes on
- * filling the raw buffer while up to blocks_in_flight writes are pending.
+ * block), checksums it and queues it on the I/O back end, with up to
+ * blocks_in_flight writes pending.  Blocks are handed over and written in
+ * order, by the one worker, so each lands at its final position.
  * Nothing is allocated per record: buffers grow only when a record larger
- * than any before arrives, so memory is bounded by blocks_in_flight x
+ * than any before arrives, so memory is bounded by (blocks_in_flight + 3) x
  * max(block size, largest record).
+ *
+ * Threads: the appender owns the block it fills; the worker owns the block
+ * handed to it, the output ring, the I/O handle and the block list until
+ * seal stops it.  Hand-over goes through one mutex and condition variable.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +43,23 @@ struct writer_slot {
 	int busy; /* a write from it is in flight */
 };
 
+/* A block being filled by the appender or compressed by the worker.
+ * Timestamps are encoded relative to the block's first record (base_ts)
+ * while it fills, since min_ts is not known yet; when a later record turns
+ * out older, the worker re-encodes the block once (see rebase_block()). */
+struct writer_block {
+	uint8_t *raw;
+	size_t raw_cap;
+	size_t raw_len;
+	uint32_t records;
+	int64_t first;
+	int64_t last;
+	int64_t base_ts;
+	int64_t min_ts;
+	int64_t max_ts;
+	int queued; /* handed to the worker and not yet done (under lock) */
+};
+
 struct kt_store_writer {
 	char *path;
 	struct kt_store_writer_opts opts;
@@ -44,21 +70,11 @@ struct kt_store_writer {
 	uint8_t header[KT_SEG_FILE_HEADER_MAX];
 	uint64_t file_pos; /* where the next block lands */
 
-	/* The open block.  Timestamps are encoded relative to the block's
-	 * first record (base_ts) while it fills, since min_ts is not known
-	 * yet; when a later record turns out older, the block is re-encoded
-	 * once at close (see rebase_block()). */
-	uint8_t *raw;
-	size_t raw_cap;
-	size_t raw_len;
-	uint8_t *spare; /* re-encoding target, allocated on first need */
+	struct writer_block fill[2]; /* double buffer */
+	unsigned cur;                /* the block the appender fills */
+	unsigned next_job;           /* the block the worker takes next */
+	uint8_t *spare;              /* worker: re-encoding target */
 	size_t spare_cap;
-	uint32_t blk_records;
-	int64_t blk_first;
-	int64_t blk_last;
-	int64_t blk_base_ts;
-	int64_t blk_min_ts;
-	int64_t blk_max_ts;
 
 	struct writer_slot *slots;
 	unsigned slot_count;
@@ -72,8 +88,14 @@ struct kt_store_writer {
 	int64_t last_offset;
 	int have_last;
 
-	int failed;          /* first fatal error: the segment is lost */
-	char failmsg[512];
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	pthread_t worker;
+	int worker_started;
+	int quit; /* under lock: the worker must exit */
+
+	int failed;          /* first fatal error (atomic): the segment is lost */
+	char failmsg[512];   /* written once, before failed is set */
 	int sealed;
 	int index_attempted; /* seal reached the index step */
 };
@@ -107,15 +129,29 @@ int kt_store_index_path(const char *segment_path, char *buf, size_t buf_size)
 }
 
 /* Records the first fatal error; later calls report it again, since the
- * segment can no longer be completed. */
+ * segment can no longer be completed.  Either thread may call it. */
 static int writer_fail(struct kt_store_writer *writer, int err, const char *msg,
 		       char *errstr, size_t errstr_size)
 {
+	pthread_mutex_lock(&writer->lock);
 	if (!writer->failed) {
-		writer->failed = err;
 		snprintf(writer->failmsg, sizeof(writer->failmsg), "%s", msg);
+		__atomic_store_n(&writer->failed, err, __ATOMIC_RELEASE);
 	}
+	pthread_cond_broadcast(&writer->cond);
+	pthread_mutex_unlock(&writer->lock);
 	return kt_seterr(errstr, errstr_size, err, "%s", msg);
+}
+
+/* The first fatal error, or 0; failmsg is complete once this is nonzero. */
+static int writer_failed(struct kt_store_writer *writer)
+{
+	return __atomic_load_n(&writer->failed, __ATOMIC_ACQUIRE);
+}
+
+static int report_failure(struct kt_store_writer *writer, char *errstr, size_t errstr_size)
+{
+	return kt_seterr(errstr, errstr_size, writer_failed(writer), "%s", writer->failmsg);
 }
 
 static int grow_buffer(uint8_t **buf, size_t *cap, size_t need)
@@ -134,6 +170,9 @@ static int grow_buffer(uint8_t **buf, size_t *cap, size_t need)
 	*cap = ncap;
 	return 0;
 }
+
+static void *writer_worker(void *arg);
+static void stop_worker(struct kt_store_writer *writer);
 
 int kt_store_writer_create(struct kt_store_writer **out, const char *path,
 			   const char *topic, int32_t partition,
@@ -180,6 +219,8 @@ int kt_store_writer_create(struct kt_store_writer **out, const char *path,
 	writer = calloc(1, sizeof(*writer));
 	if (!writer)
 		return kt_seterr(errstr, errstr_size, -ENOMEM, "segment %s: out of memory", path);
+	pthread_mutex_init(&writer->lock, NULL);
+	pthread_cond_init(&writer->cond, NULL);
 	writer->opts = *opts;
 	writer->partition = partition;
 	memcpy(writer->topic, topic, topic_len + 1);
@@ -190,11 +231,14 @@ int kt_store_writer_create(struct kt_store_writer **out, const char *path,
 		err = kt_seterr(errstr, errstr_size, -ENOMEM, "segment %s: out of memory", path);
 		goto fail;
 	}
-	if (grow_buffer(&writer->raw, &writer->raw_cap, opts->block_size + 64) < 0) {
-		err = kt_seterr(errstr, errstr_size, -ENOMEM,
-				"segment %s: out of memory for a %zu-byte block", path,
-				opts->block_size);
-		goto fail;
+	for (int i = 0; i < 2; i++) {
+		if (grow_buffer(&writer->fill[i].raw, &writer->fill[i].raw_cap,
+				opts->block_size + 64) < 0) {
+			err = kt_seterr(errstr, errstr_size, -ENOMEM,
+					"segment %s: out of memory for a %zu-byte block", path,
+					opts->block_size);
+			goto fail;
+		}
 	}
 	if (opts->codec == KT_CODEC_ZSTD) {
 		writer->cctx = ZSTD_createCCtx();
@@ -218,8 +262,6 @@ int kt_store_writer_create(struct kt_store_writer **out, const char *path,
 		err = kt_seterr(errstr, errstr_size, err, "%s", ioerr);
 		/* kt_io_open creates nothing on failure, and the path may
 		 * belong to someone else (O_EXCL), so nothing to unlink. */
-		free(writer->path);
-		writer->path = NULL;
 		goto fail;
 	}
 	writer->opts.io_backend = kt_io_backend(writer->io);
@@ -239,6 +281,13 @@ int kt_store_writer_create(struct kt_store_writer **out, const char *path,
 		goto fail;
 	}
 	writer->file_pos = header_len;
+	err = -pthread_create(&writer->worker, NULL, writer_worker, writer);
+	if (err) {
+		err = kt_seterr(errstr, errstr_size, err, "segment %s: cannot start the "
+				"compression thread: %s", path, kt_strerror(err));
+		goto fail;
+	}
+	writer->worker_started = 1;
 	*out = writer;
 	return 0;
 
@@ -247,19 +296,19 @@ fail:
 	return err;
 }
 
-/* Re-encodes the open block with timestamps relative to its true minimum.
- * While filling, ts_delta held (timestamp - base_ts) modulo 2^64; adding
+/* Re-encodes a block with timestamps relative to its true minimum.  While
+ * filling, ts_delta held (timestamp - base_ts) modulo 2^64; adding
  * (base_ts - min_ts) modulo 2^64 gives timestamp - min_ts exactly, since
  * the true value lies in [0, 2^64).  Only blocks whose first record is not
- * their oldest take this path. */
-static int rebase_block(struct kt_store_writer *writer)
+ * their oldest take this path.  Worker only. */
+static int rebase_block(struct kt_store_writer *writer, struct writer_block *blk)
 {
-	uint64_t shift = (uint64_t)writer->blk_base_ts - (uint64_t)writer->blk_min_ts;
+	uint64_t shift = (uint64_t)blk->base_ts - (uint64_t)blk->min_ts;
 	size_t need = 0;
 
 	for (int pass = 0; pass < 2; pass++) {
-		const uint8_t *p = writer->raw, *end = writer->raw + writer->raw_len;
-		uint8_t *o = writer->spare;
+		const uint8_t *p = blk->raw, *end = blk->raw + blk->raw_len;
+		uint8_t *o;
 
 		if (pass == 1 && grow_buffer(&writer->spare, &writer->spare_cap, need) < 0)
 			return -ENOMEM;
@@ -291,28 +340,25 @@ static int rebase_block(struct kt_store_writer *writer)
 			p = rec_end;
 		}
 	}
-	/* Swap the buffers: the old raw buffer becomes the next spare. */
+	/* Swap the buffers: the block's old one becomes the next spare. */
 	{
-		uint8_t *tmp = writer->raw;
-		size_t tcap = writer->raw_cap;
+		uint8_t *tmp = blk->raw;
+		size_t tcap = blk->raw_cap;
 
-		writer->raw = writer->spare;
-		writer->raw_cap = writer->spare_cap;
+		blk->raw = writer->spare;
+		blk->raw_cap = writer->spare_cap;
 		writer->spare = tmp;
 		writer->spare_cap = tcap;
 	}
-	writer->raw_total += need;
-	writer->raw_total -= writer->raw_len;
-	writer->raw_len = need;
+	blk->raw_len = need;
 	return 0;
 }
 
-/* Waits for writes until an output slot is free; returns its index. */
+/* Waits for writes until an output slot is free; returns its index.
+ * Worker only (and seal, once the worker has stopped). */
 static int free_slot(struct kt_store_writer *writer, unsigned *slot,
 		     char *errstr, size_t errstr_size)
 {
-	char ioerr[512];
-
 	for (;;) {
 		uint64_t tag;
 		int err;
@@ -323,40 +369,36 @@ static int free_slot(struct kt_store_writer *writer, unsigned *slot,
 				return 0;
 			}
 		}
-		err = kt_io_wait_one(writer->io, &tag, ioerr, sizeof(ioerr));
+		err = kt_io_wait_one(writer->io, &tag, errstr, errstr_size);
 		if (err)
-			return writer_fail(writer, err, ioerr, errstr, errstr_size);
+			return err;
 		if (tag < writer->slot_count)
 			writer->slots[tag].busy = 0;
 	}
 }
 
-/* Compresses, checksums and queues the open block. */
-static int flush_block(struct kt_store_writer *writer, char *errstr, size_t errstr_size)
+/* Compresses, checksums and queues one block.  Worker only. */
+static int flush_block(struct kt_store_writer *writer, struct writer_block *wb,
+		       char *errstr, size_t errstr_size)
 {
 	struct kt_store_block_info *blk;
 	struct writer_slot *slot;
-	char msg[512];
 	unsigned si = 0;
 	size_t bound, stored;
 	int codec = writer->opts.codec;
 	int err;
 
-	if (writer->blk_records == 0)
-		return 0;
-	if (writer->blk_min_ts != writer->blk_base_ts && rebase_block(writer) < 0) {
-		snprintf(msg, sizeof(msg), "segment %s: out of memory re-encoding block %zu",
-			 writer->path, writer->block_count);
-		return writer_fail(writer, -ENOMEM, msg, errstr, errstr_size);
-	}
+	if (wb->min_ts != wb->base_ts && rebase_block(writer, wb) < 0)
+		return kt_seterr(errstr, errstr_size, -ENOMEM,
+				 "segment %s: out of memory re-encoding block %zu",
+				 writer->path, writer->block_count);
 	if (writer->block_count == writer->block_cap) {
 		size_t ncap = writer->block_cap ? writer->block_cap * 2 : 64;
 		struct kt_store_block_info *nb = realloc(writer->blocks, ncap * sizeof(*nb));
-		if (!nb) {
-			snprintf(msg, sizeof(msg), "segment %s: out of memory for block %zu",
-				 writer->path, writer->block_count);
-			return writer_fail(writer, -ENOMEM, msg, errstr, errstr_size);
-		}
+		if (!nb)
+			return kt_seterr(errstr, errstr_size, -ENOMEM,
+					 "segment %s: out of memory for block %zu",
+					 writer->path, writer->block_count);
 		writer->blocks = nb;
 		writer->block_cap = ncap;
 	}
@@ -364,55 +406,119 @@ static int flush_block(struct kt_store_writer *writer, char *errstr, size_t errs
 	if (err)
 		return err;
 	slot = &writer->slots[si];
-	bound = codec == KT_CODEC_ZSTD ? ZSTD_compressBound(writer->raw_len) : writer->raw_len;
-	if (grow_buffer(&slot->buf, &slot->cap, KT_SEG_BLOCK_HEADER_SIZE + bound) < 0) {
-		snprintf(msg, sizeof(msg), "segment %s: out of memory for block %zu",
-			 writer->path, writer->block_count);
-		return writer_fail(writer, -ENOMEM, msg, errstr, errstr_size);
-	}
-	stored = writer->raw_len;
+	bound = codec == KT_CODEC_ZSTD ? ZSTD_compressBound(wb->raw_len) : wb->raw_len;
+	if (grow_buffer(&slot->buf, &slot->cap, KT_SEG_BLOCK_HEADER_SIZE + bound) < 0)
+		return kt_seterr(errstr, errstr_size, -ENOMEM,
+				 "segment %s: out of memory for block %zu", writer->path,
+				 writer->block_count);
+	stored = wb->raw_len;
 	if (codec == KT_CODEC_ZSTD) {
 		size_t n = ZSTD_compress2(writer->cctx, slot->buf + KT_SEG_BLOCK_HEADER_SIZE,
 					  slot->cap - KT_SEG_BLOCK_HEADER_SIZE,
-					  writer->raw, writer->raw_len);
-		if (ZSTD_isError(n)) {
-			snprintf(msg, sizeof(msg), "segment %s: zstd failed on block %zu: %s",
-				 writer->path, writer->block_count, ZSTD_getErrorName(n));
-			return writer_fail(writer, KT_ECORRUPT, msg, errstr, errstr_size);
-		}
+					  wb->raw, wb->raw_len);
+		if (ZSTD_isError(n))
+			return kt_seterr(errstr, errstr_size, -EIO,
+					 "segment %s: zstd failed on block %zu: %s",
+					 writer->path, writer->block_count,
+					 ZSTD_getErrorName(n));
 		/* Incompressible data is stored as is: the format lets each
 		 * block choose, and reading it back then costs nothing. */
-		if (n < writer->raw_len)
+		if (n < wb->raw_len)
 			stored = n;
 		else
 			codec = KT_CODEC_NONE;
 	}
 	if (codec == KT_CODEC_NONE)
-		memcpy(slot->buf + KT_SEG_BLOCK_HEADER_SIZE, writer->raw, writer->raw_len);
+		memcpy(slot->buf + KT_SEG_BLOCK_HEADER_SIZE, wb->raw, wb->raw_len);
 
 	blk = &writer->blocks[writer->block_count];
 	blk->file_offset = writer->file_pos;
 	blk->stored_size = (uint32_t)stored;
-	blk->raw_size = (uint32_t)writer->raw_len;
-	blk->record_count = writer->blk_records;
+	blk->raw_size = (uint32_t)wb->raw_len;
+	blk->record_count = wb->records;
 	blk->codec = (uint32_t)codec;
-	blk->first_offset = writer->blk_first;
-	blk->last_offset = writer->blk_last;
-	blk->min_ts = writer->blk_min_ts;
-	blk->max_ts = writer->blk_max_ts;
+	blk->first_offset = wb->first;
+	blk->last_offset = wb->last;
+	blk->min_ts = wb->min_ts;
+	blk->max_ts = wb->max_ts;
 	blk->checksum = kt_seg_checksum(slot->buf + KT_SEG_BLOCK_HEADER_SIZE, stored);
 	kt_seg_block_header_pack(slot->buf, blk);
 
 	err = kt_io_submit_write(writer->io, slot->buf, KT_SEG_BLOCK_HEADER_SIZE + stored,
-				 writer->file_pos, si, msg, sizeof(msg));
+				 writer->file_pos, si, errstr, errstr_size);
 	if (err)
-		return writer_fail(writer, err, msg, errstr, errstr_size);
+		return err;
 	slot->busy = 1;
 	writer->block_count++;
 	writer->file_pos += KT_SEG_BLOCK_HEADER_SIZE + stored;
-	writer->raw_len = 0;
-	writer->blk_records = 0;
 	return 0;
+}
+
+/* The compression thread: takes the blocks in the order they were handed
+ * over, until told to quit.  After a failure it only hands blocks back, so
+ * the appender never waits forever. */
+static void *writer_worker(void *arg)
+{
+	struct kt_store_writer *writer = arg;
+	char msg[512];
+
+	pthread_mutex_lock(&writer->lock);
+	for (;;) {
+		struct writer_block *wb = &writer->fill[writer->next_job];
+		int err = 0;
+
+		while (!wb->queued && !writer->quit)
+			pthread_cond_wait(&writer->cond, &writer->lock);
+		if (writer->quit)
+			break;
+		pthread_mutex_unlock(&writer->lock);
+		if (!writer_failed(writer))
+			err = flush_block(writer, wb, msg, sizeof(msg));
+		if (err)
+			writer_fail(writer, err, msg, NULL, 0);
+		wb->raw_len = 0;
+		wb->records = 0;
+		pthread_mutex_lock(&writer->lock);
+		wb->queued = 0;
+		writer->next_job ^= 1;
+		pthread_cond_broadcast(&writer->cond);
+	}
+	pthread_mutex_unlock(&writer->lock);
+	return NULL;
+}
+
+/* Hands the filled block to the worker and waits until the other buffer is
+ * free to fill.  Appender only. */
+static int hand_off(struct kt_store_writer *writer, char *errstr, size_t errstr_size)
+{
+	struct writer_block *next;
+
+	pthread_mutex_lock(&writer->lock);
+	writer->fill[writer->cur].queued = 1;
+	pthread_cond_broadcast(&writer->cond);
+	writer->cur ^= 1;
+	next = &writer->fill[writer->cur];
+	while (next->queued)
+		pthread_cond_wait(&writer->cond, &writer->lock);
+	pthread_mutex_unlock(&writer->lock);
+	if (writer_failed(writer))
+		return report_failure(writer, errstr, errstr_size);
+	return 0;
+}
+
+/* Waits for the worker to finish every block handed to it, then ends it. */
+static void stop_worker(struct kt_store_writer *writer)
+{
+	if (!writer->worker_started)
+		return;
+	pthread_mutex_lock(&writer->lock);
+	while (writer->fill[0].queued || writer->fill[1].queued)
+		pthread_cond_wait(&writer->cond, &writer->lock);
+	writer->quit = 1;
+	pthread_cond_broadcast(&writer->cond);
+	pthread_mutex_unlock(&writer->lock);
+	pthread_join(writer->worker, NULL);
+	writer->worker_started = 0;
 }
 
 /* Bytes of a record's key, value and headers as encoded (everything after
@@ -451,26 +557,27 @@ static int record_tail(const struct kt_record *rec, size_t *tail, uint8_t *attr)
 int kt_store_writer_append(struct kt_store_writer *writer, const struct kt_record *rec,
 			   char *errstr, size_t errstr_size)
 {
+	struct writer_block *wb = &writer->fill[writer->cur];
 	uint64_t od = 0, tsd = 0;
 	size_t tail, body, total;
 	uint8_t attr;
 	uint8_t *p;
 	int err;
 
-	if (writer->failed)
-		return kt_seterr(errstr, errstr_size, writer->failed, "%s", writer->failmsg);
+	if (writer_failed(writer))
+		return report_failure(writer, errstr, errstr_size);
 	if (writer->sealed)
 		return kt_seterr(errstr, errstr_size, KT_EUSAGE,
 				 "segment %s: append after seal", writer->path);
+	if (rec->offset < 0)
+		return kt_seterr(errstr, errstr_size, KT_EUSAGE,
+				 "segment %s: offset %lld is negative", writer->path,
+				 (long long)rec->offset);
 	if (writer->have_last && rec->offset <= writer->last_offset)
 		return kt_seterr(errstr, errstr_size, KT_EUSAGE,
 				 "segment %s: offset %lld appended after %lld; offsets must "
 				 "strictly increase", writer->path, (long long)rec->offset,
 				 (long long)writer->last_offset);
-	if (rec->offset < 0)
-		return kt_seterr(errstr, errstr_size, KT_EUSAGE,
-				 "segment %s: offset %lld is negative", writer->path,
-				 (long long)rec->offset);
 	if (rec->ts_type < KT_TS_CREATE || rec->ts_type > KT_TS_NONE)
 		return kt_seterr(errstr, errstr_size, KT_EUSAGE,
 				 "segment %s: record at offset %lld has unknown timestamp "
@@ -483,9 +590,9 @@ int kt_store_writer_append(struct kt_store_writer *writer, const struct kt_recor
 				 (long long)rec->offset, KT_STORE_MAX_RECORD_SIZE);
 
 	for (;;) {
-		if (writer->blk_records) {
-			od = (uint64_t)rec->offset - (uint64_t)writer->blk_first;
-			tsd = (uint64_t)rec->timestamp - (uint64_t)writer->blk_base_ts;
+		if (wb->records) {
+			od = (uint64_t)rec->offset - (uint64_t)wb->first;
+			tsd = (uint64_t)rec->timestamp - (uint64_t)wb->base_ts;
 		} else {
 			od = tsd = 0;
 		}
@@ -494,21 +601,22 @@ int kt_store_writer_append(struct kt_store_writer *writer, const struct kt_recor
 		/* A record that would overflow a non-empty block closes it
 		 * first, so blocks stay within block_size unless they hold a
 		 * single larger record. */
-		if (writer->blk_records == 0 || writer->raw_len + total <= writer->opts.block_size)
+		if (wb->records == 0 || wb->raw_len + total <= writer->opts.block_size)
 			break;
-		err = flush_block(writer, errstr, errstr_size);
+		err = hand_off(writer, errstr, errstr_size);
 		if (err)
 			return err;
+		wb = &writer->fill[writer->cur];
 	}
-	if (writer->raw_len + total > writer->raw_cap &&
-	    grow_buffer(&writer->raw, &writer->raw_cap, writer->raw_len + total) < 0) {
+	if (wb->raw_len + total > wb->raw_cap &&
+	    grow_buffer(&wb->raw, &wb->raw_cap, wb->raw_len + total) < 0) {
 		char msg[512];
 		snprintf(msg, sizeof(msg), "segment %s: out of memory for a %zu-byte record "
 			 "at offset %lld", writer->path, total, (long long)rec->offset);
 		return writer_fail(writer, -ENOMEM, msg, errstr, errstr_size);
 	}
 
-	p = writer->raw + writer->raw_len;
+	p = wb->raw + wb->raw_len;
 	p = kt_varint_put(p, body);
 	*p++ = attr;
 	p = kt_varint_put(p, od);
@@ -542,24 +650,24 @@ int kt_store_writer_append(struct kt_store_writer *writer, const struct kt_recor
 			*p++ = 0;
 		}
 	}
-	writer->raw_len += total;
+	wb->raw_len += total;
 	writer->raw_total += total;
 
-	if (writer->blk_records++ == 0) {
-		writer->blk_first = rec->offset;
-		writer->blk_base_ts = writer->blk_min_ts = writer->blk_max_ts = rec->timestamp;
+	if (wb->records++ == 0) {
+		wb->first = rec->offset;
+		wb->base_ts = wb->min_ts = wb->max_ts = rec->timestamp;
 	} else {
-		if (rec->timestamp < writer->blk_min_ts)
-			writer->blk_min_ts = rec->timestamp;
-		if (rec->timestamp > writer->blk_max_ts)
-			writer->blk_max_ts = rec->timestamp;
+		if (rec->timestamp < wb->min_ts)
+			wb->min_ts = rec->timestamp;
+		if (rec->timestamp > wb->max_ts)
+			wb->max_ts = rec->timestamp;
 	}
-	writer->blk_last = rec->offset;
+	wb->last = rec->offset;
 	writer->last_offset = rec->offset;
 	writer->have_last = 1;
 
-	if (writer->raw_len >= writer->opts.block_size)
-		return flush_block(writer, errstr, errstr_size);
+	if (wb->raw_len >= writer->opts.block_size)
+		return hand_off(writer, errstr, errstr_size);
 	return 0;
 }
 
@@ -576,14 +684,20 @@ int kt_store_writer_seal(struct kt_store_writer *writer, struct kt_store_segment
 	size_t table_len;
 	int err;
 
-	if (writer->failed)
-		return kt_seterr(errstr, errstr_size, writer->failed, "%s", writer->failmsg);
+	if (writer_failed(writer))
+		return report_failure(writer, errstr, errstr_size);
 	if (writer->sealed)
 		return kt_seterr(errstr, errstr_size, KT_EUSAGE,
 				 "segment %s: sealed twice", writer->path);
-	err = flush_block(writer, errstr, errstr_size);
-	if (err)
-		return err;
+	if (writer->fill[writer->cur].records) {
+		err = hand_off(writer, errstr, errstr_size);
+		if (err)
+			return err;
+	}
+	/* From here on this thread owns the I/O handle and the block list. */
+	stop_worker(writer);
+	if (writer_failed(writer))
+		return report_failure(writer, errstr, errstr_size);
 	err = kt_io_drain(writer->io, msg, sizeof(msg));
 	if (err)
 		return writer_fail(writer, err, msg, errstr, errstr_size);
@@ -624,15 +738,18 @@ int kt_store_writer_seal(struct kt_store_writer *writer, struct kt_store_segment
 		return writer_fail(writer, err, msg, errstr, errstr_size);
 	writer->sealed = 1;
 
+	/* Re-encoded blocks may differ by a few bytes from what was appended;
+	 * from now on raw_bytes is exactly what the blocks hold. */
+	writer->raw_total = 0;
+	for (size_t i = 0; i < writer->block_count; i++)
+		writer->raw_total += writer->blocks[i].raw_size;
 	if (info) {
 		memset(info, 0, sizeof(*info));
 		snprintf(info->topic, sizeof(info->topic), "%s", writer->topic);
 		info->partition = writer->partition;
 		info->block_count = writer->block_count;
 		info->record_count = ftr.record_count;
-		info->raw_bytes = 0;
-		for (size_t i = 0; i < writer->block_count; i++)
-			info->raw_bytes += writer->blocks[i].raw_size;
+		info->raw_bytes = writer->raw_total;
 		info->file_size = writer->file_pos;
 		info->first_offset = ftr.first_offset;
 		info->last_offset = ftr.last_offset;
@@ -649,8 +766,9 @@ void kt_store_writer_destroy(struct kt_store_writer *writer)
 {
 	if (!writer)
 		return;
+	stop_worker(writer);
 	kt_io_destroy(writer->io);
-	if (!writer->sealed && writer->path && writer->io) {
+	if (!writer->sealed && writer->io) {
 		/* An unsealed segment can never be referenced by a snapshot;
 		 * leaving it would only confuse a later run. */
 		unlink(writer->path);
@@ -665,9 +783,12 @@ void kt_store_writer_destroy(struct kt_store_writer *writer)
 	free(writer->slots);
 	free(writer->trailer);
 	free(writer->blocks);
-	free(writer->raw);
+	free(writer->fill[0].raw);
+	free(writer->fill[1].raw);
 	free(writer->spare);
 	ZSTD_freeCCtx(writer->cctx);
+	pthread_cond_destroy(&writer->cond);
+	pthread_mutex_destroy(&writer->lock);
 	free(writer->path);
 	free(writer);
 }
