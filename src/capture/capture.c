@@ -896,9 +896,9 @@ join:
 	snprintf(snap->parent, sizeof(snap->parent), "%s", cap->parent ? cap->parent->id : "");
 	snap->kind = *partial ? KT_SNAPSHOT_PARTIAL : cap->parent ? KT_SNAPSHOT_INCREMENTAL : KT_SNAPSHOT_FULL;
 	snap->started_ms = cap->round_started_ms;
+	/* kt_store_snapshot_create() already set tool_version. */
 	snap->source = strdup(cap->source);
-	snap->tool_version = strdup(KT_VERSION_STRING);
-	if (!snap->source || !snap->tool_version || build_topics(cap, snap)) {
+	if (!snap->source || build_topics(cap, snap)) {
 		err = kt_seterr(errstr, errstr_size, -ENOMEM, "out of memory while building the manifest");
 		goto out;
 	}
