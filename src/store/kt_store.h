@@ -136,8 +136,11 @@ int kt_store_writer_create(struct kt_store_writer **out, const char *path,
 			   char *errstr, size_t errstr_size);
 
 /* Appends one record.  The record's bytes are copied before return.  Full
- * blocks are compressed, checksummed and queued for writing; memory stays
- * bounded by blocks_in_flight x block size. */
+ * blocks are compressed (by the writer's own worker thread), checksummed
+ * and queued for writing; memory stays bounded by (blocks_in_flight + 3) x
+ * max(block size, largest record).  An I/O error of an earlier block is
+ * returned by a later append or by seal.  One writer is used by one thread
+ * at a time. */
 int kt_store_writer_append(struct kt_store_writer *writer,
 			   const struct kt_record *rec,
 			   char *errstr, size_t errstr_size);
