@@ -483,6 +483,9 @@ int cap_workers_start(struct kt_capture *cap, char *errstr, size_t errstr_size)
 				rd_kafka_err2str(rerr));
 		goto out;
 	}
+	/* A partition paused when it reached the end of an earlier --follow
+	 * round stays paused through unassign and assign: resume it. */
+	rd_kafka_resume_partitions(cap->rk, assignment);
 	for (unsigned i = 0; i < count; i++) {
 		int rc = pthread_create(&cap->workers[i].thread, NULL, worker_main, &cap->workers[i]);
 
