@@ -13,6 +13,7 @@
 #include "kt_store.h"
 #include "segment_format.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -38,8 +39,7 @@ struct verify_ctx {
 	size_t next;                /* next item to take, under lock */
 	pthread_mutex_t lock;       /* guards next, result and callbacks */
 	struct kt_store_verify_result *result;
-	int fatal;                  /* a failure of verification itself */
-	char fatal_msg[512];
+	size_t unlisted;            /* segment files no verified snapshot lists */
 };
 
 static void report(struct verify_ctx *ctx, const struct verify_item *item, int64_t block,
@@ -106,8 +106,9 @@ static int report_bad_blocks(struct verify_ctx *ctx, const struct verify_item *i
 	return found;
 }
 
-/* Checks the index beside a segment, rebuilding it when asked to. */
-static void check_index(struct verify_ctx *ctx, const struct verify_item *item, const char *abs,
+/* Checks the index beside a segment, rebuilding it when asked to.  Returns
+ * 1 when it reported a problem with the index. */
+static int check_index(struct verify_ctx *ctx, const struct verify_item *item, const char *abs,
 			struct kt_store_reader *reader)
 {
 	const struct kt_store_segment_info *info = kt_store_reader_info(reader);
@@ -115,14 +116,15 @@ static void check_index(struct verify_ctx *ctx, const struct verify_item *item, 
 	struct kt_store_block_info *blocks = NULL;
 	char index_path[PATH_MAX], errstr[512];
 	size_t n = info->block_count;
-	int err;
+	int err, reported = 0;
 
 	if (kt_store_index_path(abs, index_path, sizeof(index_path)) != 0)
-		return;
+		return 0;
 	blocks = malloc((n ? n : 1) * sizeof(*blocks));
 	running = malloc((n ? n : 1) * sizeof(*running));
 	if (!blocks || !running) {
 		report(ctx, item, -1, 0, 0, -ENOMEM, "out of memory checking the index of %s", abs);
+		reported = 1;
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++)
@@ -144,13 +146,19 @@ static void check_index(struct verify_ctx *ctx, const struct verify_item *item, 
 			goto out;
 		}
 		report(ctx, item, -1, 0, 0, rc, "%s: cannot be rebuilt: %s", index_path, rerr);
+		reported = 1;
 		goto out;
 	}
-	report(ctx, item, -1, 0, 0, err == -ENOENT ? KT_ENOTFOUND : err, "%s: %s (ktape verify --repair rebuilds it)",
-	       index_path, err == -ENOENT ? "index file is missing" : errstr);
+	if (err == -ENOENT)
+		report(ctx, item, -1, 0, 0, KT_ENOTFOUND, "%s: index file is missing (ktape verify --repair rebuilds it)",
+		       index_path);
+	else
+		report(ctx, item, -1, 0, 0, err, "%s (ktape verify --repair rebuilds it)", errstr);
+	reported = 1;
 out:
 	free(blocks);
 	free(running);
+	return reported;
 }
 
 /* Compares what the segment says about itself with its manifest entry. */
@@ -199,11 +207,12 @@ static void verify_one(struct verify_ctx *ctx, const struct verify_item *item)
 	}
 	const struct kt_store_segment_info *info = kt_store_reader_info(reader);
 	check_against_manifest(ctx, item, info);
-	check_index(ctx, item, abs, reader);
+	int index_reported = check_index(ctx, item, abs, reader);
 	err = kt_store_reader_verify(reader, &bad, errstr, sizeof(errstr));
-	if (err && report_bad_blocks(ctx, item, reader) == 0) {
-		/* The reader saw a problem no single block explains (seek table,
-		 * footer): report it as the segment's. */
+	if (err && report_bad_blocks(ctx, item, reader) == 0 && !index_reported) {
+		/* The reader saw a problem no single block explains (the index,
+		 * unless check_index already named it): report it as the
+		 * segment's. */
 		report(ctx, item, -1, 0, 0, err, "%s", errstr);
 	}
 	pthread_mutex_lock(&ctx->lock);
@@ -273,6 +282,121 @@ static int cmp_item(const void *a, const void *b)
 {
 	return strcmp(((const struct verify_item *)a)->ref->path, ((const struct verify_item *)b)->ref->path);
 }
+
+/* Whether part's listed segments cover every offset of [lo, hi].  They are
+ * sorted and do not overlap, so one pass suffices. */
+static int listed_cover(const struct kt_store_partition *part, int64_t lo, int64_t hi)
+{
+	int64_t cur = lo;
+
+	for (size_t s = 0; s < part->segment_count && cur <= hi; s++) {
+		const struct kt_store_segref *ref = &part->segments[s];
+		if (ref->first_offset <= cur && ref->last_offset >= cur)
+			cur = ref->last_offset + 1;
+	}
+	return cur > hi;
+}
+
+/* A segment file no verified snapshot lists.  Usually harmless (a capture
+ * or prune was interrupted; prune removes it), but when it holds offsets
+ * that a snapshot's range covers and none of that snapshot's listed
+ * segments do, the manifest has lost an entry: those records are in the
+ * repository yet the snapshot would not restore them. */
+static void check_unlisted(struct verify_ctx *ctx, struct kt_store_snapshot **snaps, size_t snap_count,
+			   const char *rel, const char *abs)
+{
+	struct kt_store_reader *reader = NULL;
+	struct kt_store_segref ref = { 0 };
+	char errstr[512];
+	const char *newest = NULL;
+	size_t affected = 0;
+
+	if (kt_store_reader_open(&reader, abs, KT_STORE_OPEN_NO_INDEX | KT_STORE_OPEN_RECOVER,
+				 errstr, sizeof(errstr)) != 0) {
+		kt_log(ctx->opts->log, KT_LOG_WARN, "%s: unreferenced and unreadable: %s", abs, errstr);
+		return;
+	}
+	const struct kt_store_segment_info *info = kt_store_reader_info(reader);
+	for (size_t i = 0; i < snap_count && info->record_count > 0; i++) {
+		const struct kt_store_topic *topic = kt_store_snapshot_find_topic(snaps[i], info->topic);
+		const struct kt_store_partition *part = topic ? kt_store_topic_find_partition(topic, info->partition) : NULL;
+		if (!part)
+			continue;
+		int64_t lo = info->first_offset > part->start_offset ? info->first_offset : part->start_offset;
+		int64_t hi = info->last_offset < part->end_offset - 1 ? info->last_offset : part->end_offset - 1;
+		if (lo > hi || listed_cover(part, lo, hi))
+			continue;
+		affected++;
+		if (!newest || strcmp(snaps[i]->id, newest) > 0)
+			newest = snaps[i]->id;
+	}
+	if (affected) {
+		struct verify_item item = { &ref, info->topic, info->partition, newest, affected };
+		ref.path = (char *)rel;
+		report(ctx, &item, -1, 0, info->record_count, KT_ECORRUPT,
+		       "segment holds offsets %lld-%lld of %s/%d, inside the snapshot's range, but the manifest does not list it "
+		       "and no listed segment covers those offsets: the manifest has lost an entry",
+		       (long long)info->first_offset, (long long)info->last_offset, info->topic, info->partition);
+	} else {
+		pthread_mutex_lock(&ctx->lock);
+		ctx->unlisted++;
+		pthread_mutex_unlock(&ctx->lock);
+	}
+	kt_store_reader_destroy(reader);
+}
+
+/* Finds the segment files (segments/<topic>/<partition>/<name>.kts) that
+ * no item lists; items are sorted by path. */
+static void scan_unlisted(struct verify_ctx *ctx, struct kt_store_snapshot **snaps, size_t snap_count)
+{
+	char root[PATH_MAX], rel[PATH_MAX], abs[PATH_MAX];
+	DIR *topics = NULL;
+	struct dirent *t;
+
+	if (kt_store_repo_abs_path(ctx->repo, "segments", root, sizeof(root)) != 0 ||
+	    !(topics = opendir(root)))
+		return;
+	while ((t = readdir(topics)) != NULL) {
+		DIR *parts;
+		struct dirent *p;
+
+		if (t->d_name[0] == '.')
+			continue;
+		if ((size_t)snprintf(abs, sizeof(abs), "%s/%s", root, t->d_name) >= sizeof(abs) ||
+		    !(parts = opendir(abs)))
+			continue;
+		while ((p = readdir(parts)) != NULL) {
+			DIR *segs;
+			struct dirent *f;
+
+			if (p->d_name[0] == '.')
+				continue;
+			if ((size_t)snprintf(abs, sizeof(abs), "%s/%s/%s", root, t->d_name, p->d_name) >= sizeof(abs) ||
+			    !(segs = opendir(abs)))
+				continue;
+			while ((f = readdir(segs)) != NULL) {
+				size_t len = strlen(f->d_name);
+				struct kt_store_segref key;
+				struct verify_item probe = { &key, NULL, 0, NULL, 0 };
+
+				if (len < 5 || strcmp(f->d_name + len - 4, ".kts") != 0)
+					continue;
+				if ((size_t)snprintf(rel, sizeof(rel), "segments/%s/%s/%s", t->d_name, p->d_name,
+						     f->d_name) >= sizeof(rel))
+					continue;
+				key.path = rel;
+				if (bsearch(&probe, ctx->items, ctx->item_count, sizeof(*ctx->items), cmp_item))
+					continue;
+				if (kt_store_repo_abs_path(ctx->repo, rel, abs, sizeof(abs)) == 0)
+					check_unlisted(ctx, snaps, snap_count, rel, abs);
+			}
+			closedir(segs);
+		}
+		closedir(parts);
+	}
+	closedir(topics);
+}
+
 
 int kt_store_repo_verify(struct kt_store_repo *repo, char *const *ids, size_t id_count,
 			 const struct kt_store_verify_opts *opts,
@@ -377,6 +501,11 @@ int kt_store_repo_verify(struct kt_store_repo *repo, char *const *ids, size_t id
 		verify_worker(&ctx); /* no thread could start: do it here */
 	for (unsigned i = 0; i < started; i++)
 		pthread_join(threads[i], NULL);
+	scan_unlisted(&ctx, snaps, snap_count);
+	if (ctx.unlisted && !listed)
+		kt_log(opts->log, KT_LOG_INFO,
+		       "%zu segment file(s) belong to no snapshot (left by an interrupted capture or prune; ktape prune removes them)",
+		       ctx.unlisted);
 	err = result->problems ? KT_ECORRUPT : 0;
 	if (err)
 		kt_seterr(errstr, errstr_size, err, "%llu problem(s) found; %llu record(s) affected",
