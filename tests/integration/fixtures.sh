@@ -5,7 +5,10 @@
 #     . "$(dirname "$0")/fixtures.sh"
 #
 # Shell API (SIZE multiplies every record count; default $KT_FIXTURE_SIZE
-# or 1; benches raise it):
+# or 1; benches raise it.  KT_FIXTURE_SIZE=20 passes test_sandbox_fixtures.sh
+# in about 15 s; mind the mock's 5 MiB of stored (compressed) batches per
+# partition, which somabrain_events, the largest per partition, reaches
+# first):
 #   fixture_a_topics / fixture_b_topics
 #       print the `--topic NAME:PARTITIONS` flags of the fixture, for
 #       start_sandbox $(fixture_a_topics)

@@ -13,7 +13,7 @@ for topic in audit_events outbox_events somabrain_events; do
 	kcat_dump "$topic" >"$T/$topic.kcat"
 	expect_same "$T/$topic.kcat" "$T/expected_a/$topic.jsonl"
 done
-[ "$(cat "$T"/expected_a/*.jsonl | wc -l)" -eq 2250 ] || fail "fixture a should hold 2250 records"
+[ "$(cat "$T"/expected_a/*.jsonl | wc -l)" -eq $((2250 * KT_FIXTURE_SIZE)) ] || fail "fixture a should hold $((2250 * KT_FIXTURE_SIZE)) records"
 grep -q '"payload":null' "$T/expected_a/outbox_events.jsonl" || fail "outbox_events has no tombstones"
 grep -q '"key":null' "$T/expected_a/somabrain_events.jsonl" || fail "somabrain_events has no null keys"
 grep -q '"base64"' "$T/expected_a/somabrain_events.jsonl" || fail "somabrain_events has no binary values"
