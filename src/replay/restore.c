@@ -1333,10 +1333,10 @@ static int setup_restore(struct kt_replay *rp, int from_file, char *errstr, size
 		new_restore_id(rp->plan->id, sizeof(rp->plan->id));
 	if (restores_dir(rp, rp->plan->id, rp->dir, sizeof(rp->dir)))
 		return kt_seterr(errstr, errstr_size, -ENAMETOOLONG, "restore path too long");
+	rp->summary.resumed = resumed;
 	if (!rp->record) {
+		/* A dry run reads the restore record but never writes it. */
 		rp->dir[0] = '\0';
-		if (resumed)
-			rp->ckpt = NULL;
 		return plan_bases(rp, resumed, errstr, errstr_size);
 	}
 	err = kt_mkdir_p(rp->dir, (kt_store_repo_mode(rp->repo) & 0777) | 0700);
@@ -1376,7 +1376,6 @@ static int setup_restore(struct kt_replay *rp, int from_file, char *errstr, size
 	}
 	rp->ckpt->runs++;
 	kt_replay_checkpoint_set_error(rp->ckpt, NULL);
-	rp->summary.resumed = resumed;
 	return write_checkpoint(rp, KT_REPLAY_CKPT_RUNNING, NULL, errstr, errstr_size);
 }
 
@@ -2083,7 +2082,8 @@ int kt_replay_run(struct kt_replay *rp, char *errstr, size_t errstr_size)
 	if (err)
 		goto out;
 	if (rp->opts.mode == KT_REPLAY_MODE_RESTORE)
-		snprintf(s->restore_id, sizeof(s->restore_id), "%s", rp->record ? rp->plan->id : "");
+		snprintf(s->restore_id, sizeof(s->restore_id), "%s",
+			 rp->record || s->resumed ? rp->plan->id : "");
 	err = setup_pacing(rp, errstr, errstr_size);
 	if (err)
 		goto out;
