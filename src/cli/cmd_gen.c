@@ -52,7 +52,8 @@ static void usage(FILE *out)
 		"                             commit a group offset after producing (repeatable)\n"
 		"Amount:\n"
 		"  -n, --count N              records (default 1000; 0 with --commit alone)\n"
-		"      --bytes SIZE           stop after SIZE key+value bytes (4M, 1G...)\n"
+		"      --bytes SIZE           stop after SIZE key+value bytes (4M, 1G...);\n"
+		"                             with --count, whichever comes first\n"
 		"      --seed N               (default 1)\n"
 		"Shape:\n"
 		"  -p, --partition N          every record to partition N\n"
@@ -233,7 +234,7 @@ int kt_cli_cmd_gen(int argc, char **argv)
 	const char *brokers = NULL, *topic = NULL, *compression = "zstd";
 	size_t ncommits = 0;
 	char errstr[1024];
-	int c, err = 0, print = 0, partitions_given = 0, longidx = 0;
+	int c, err = 0, print = 0, partitions_given = 0, count_given = 0, longidx = 0;
 	struct sigaction sa = { .sa_handler = on_signal }, old_int, old_term;
 
 	kt_gen_opts_init(&gopts);
@@ -270,6 +271,7 @@ int kt_cli_cmd_gen(int argc, char **argv)
 			break;
 		case 'n':
 			gen_name = "count";
+			count_given = 1;
 			break;
 		case 'p':
 			gen_name = "partition";
@@ -322,7 +324,10 @@ int kt_cli_cmd_gen(int argc, char **argv)
 		err = KT_EUSAGE;
 		goto out;
 	}
-	if (gopts.count == 0 && ncommits == 0 && !gopts.bytes) {
+	/* --bytes alone is a byte budget; with --count, whichever ends first. */
+	if (gopts.bytes && !count_given)
+		gopts.count = UINT64_MAX;
+	if (gopts.count == 0 && ncommits == 0) {
 		kt_cli_error(CMD, "--count 0 makes sense only with --commit");
 		err = KT_EUSAGE;
 		goto out;

@@ -150,8 +150,6 @@ int kt_gen_opts_set(struct kt_gen_opts *opts, const char *name, const char *valu
 		if (kt_parse_size(value, &opts->bytes) || opts->bytes == 0)
 			return kt_seterr(errstr, errstr_size, KT_EUSAGE,
 					 "--bytes '%s' is not a positive size (like 4M)", value);
-		/* --bytes alone means "until that many bytes". */
-		opts->count = UINT64_MAX;
 	} else if (strcmp(name, "partitions") == 0) {
 		if (parse_u64(value, KT_SANDBOX_MAX_PARTITIONS, &u) || u == 0)
 			goto bad_number;

@@ -263,7 +263,8 @@ void kt_gen_opts_init(struct kt_gen_opts *opts);
  * ("count", "bytes", "size" (N or MIN-MAX), "keys", "key-prefix",
  * "null-keys", "tombstones", "headers", "null-headers", "dup-headers",
  * "binary", "compressibility", "ts-start", "ts-span", "disorder", "seed",
- * "partitions", "partition").  Shares accept 0.25 or 25%.  Returns 0 or
+ * "partitions", "partition").  Shares accept 0.25 or 25%.  "bytes" leaves
+ * count alone: set count to UINT64_MAX for a byte budget alone.  Returns 0 or
  * KT_EUSAGE naming the flag.  key-prefix is not copied: it must outlive
  * kt_gen_create(). */
 int kt_gen_opts_set(struct kt_gen_opts *opts, const char *name, const char *value,

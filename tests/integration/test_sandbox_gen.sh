@@ -48,6 +48,11 @@ bytes=$(jq .bytes "$T/bytes.json")
 n=$(kcat_dump single | wc -l)
 [ "$n" -eq "$(jq .records "$T/bytes.json")" ] || fail "single holds $n records, gen said $(jq .records "$T/bytes.json")"
 pass "--bytes 2M produced $bytes bytes in $n records"
+# With both limits, whichever comes first, in either flag order.
+[ "$("$KTAPE" gen --print -t x -p 0 -n 3 --bytes 10K --size 1000 | wc -l)" -eq 3 ] || fail "-n 3 --bytes 10K"
+[ "$("$KTAPE" gen --print -t x -p 0 --bytes 10K -n 3 --size 1000 | wc -l)" -eq 3 ] || fail "--bytes 10K -n 3"
+[ "$("$KTAPE" gen --print -t x -p 0 -n 1000 --bytes 10K --size 1000 | wc -l)" -eq 11 ] || fail "-n 1000 --bytes 10K"
+pass "--count and --bytes: whichever limit comes first"
 
 # --commit: a consumer of the group starts at the committed offsets.
 "$KTAPE" gen -b "$BOOTSTRAP" -n 0 --commit grp:events:0:5 --commit grp:events:3:2 >"$T/commit.json" ||

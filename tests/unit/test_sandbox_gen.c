@@ -171,6 +171,7 @@ static void test_gen_stops_at_byte_budget(void **state)
 	(void)state;
 	kt_gen_opts_init(&opts);
 	assert_int_equal(kt_gen_opts_set(&opts, "bytes", "64K", errstr, sizeof(errstr)), 0);
+	opts.count = UINT64_MAX;
 	assert_int_equal(kt_gen_opts_set(&opts, "size", "1000", errstr, sizeof(errstr)), 0);
 	assert_int_equal(kt_gen_create(&gen, &opts, errstr, sizeof(errstr)), 0);
 	while (kt_gen_next(gen, &rec, &partition) == 1) {
