@@ -192,13 +192,15 @@ static void test_segment_rejects_bad_options(void **state)
 }
 
 /* Writes a small segment of a few blocks for the damage tests. */
-static struct tl_set write_small(const char *path, size_t n, struct kt_store_segment_info *info)
+static struct tl_set write_small_codec(const char *path, size_t n, int codec,
+				      struct kt_store_segment_info *info)
 {
 	struct kt_store_writer_opts opts;
 	struct tl_set set = tl_generate(n, 7, 0, 0);
 
 	kt_store_writer_opts_init(&opts);
 	opts.block_size = 1024;
+	opts.codec = codec;
 	opts.io_backend = KT_IO_PWRITE;
 	/* Keep values small so the segment stays a few kilobytes. */
 	for (size_t i = 0; i < set.n; i++)
@@ -206,6 +208,11 @@ static struct tl_set write_small(const char *path, size_t n, struct kt_store_seg
 			set.recs[i].rec.value_len = 200;
 	tl_write(path, &set, set.n, &opts, info);
 	return set;
+}
+
+static struct tl_set write_small(const char *path, size_t n, struct kt_store_segment_info *info)
+{
+	return write_small_codec(path, n, KT_CODEC_ZSTD, info);
 }
 
 /* Opens, reads everything and verifies; asserts that every record returned
@@ -241,11 +248,10 @@ static int read_detects_damage(const char *path, unsigned flags, const struct tl
 	return detected;
 }
 
-static void test_segment_rejects_flipped_byte(void **state)
+static void flip_every_byte(struct fixture *fx, int codec, size_t n)
 {
-	struct fixture *fx = *state;
 	struct kt_store_segment_info info;
-	struct tl_set set = write_small(fx->path, 60, &info);
+	struct tl_set set = write_small_codec(fx->path, n, codec, &info);
 	size_t len;
 	uint8_t *buf = tl_read_file(fx->path, &len);
 
@@ -262,6 +268,17 @@ static void test_segment_rejects_flipped_byte(void **state)
 	}
 	free(buf);
 	tl_set_free(&set);
+}
+
+static void test_segment_rejects_flipped_byte(void **state)
+{
+	flip_every_byte(*state, KT_CODEC_ZSTD, 60);
+}
+
+static void test_segment_rejects_flipped_byte_uncompressed(void **state)
+{
+	/* Uncompressed blocks are read in place: the same checks apply. */
+	flip_every_byte(*state, KT_CODEC_NONE, 25);
 }
 
 static void test_segment_reads_past_damaged_blocks(void **state)
@@ -661,6 +678,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_segment_refuses_an_existing_path, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_rejects_bad_options, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_rejects_flipped_byte, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_rejects_flipped_byte_uncompressed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_reads_past_damaged_blocks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_recovers_whole_blocks_of_a_torn_tail, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_refuses_newer_version_and_wrong_magic, setup, teardown),
