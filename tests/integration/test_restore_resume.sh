@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A restore stopped by SIGINT, and one killed by SIGKILL mid-way, both
 # rerun with the same command, end with each record in the target exactly
-# once, at the same offsets as in the source.
+# once, at the same offsets as in the source.  A delivery Kafka refuses
+# stops the restore and names where.
 . "$(dirname "$0")/lib.sh"
 require_cmd kcat jq
 
@@ -60,3 +61,20 @@ BOOTSTRAP=$DST kcat_dump orders >"$T/dst.dump"
 # Offsets included: each record exactly once, in its partition, in order.
 expect_same "$T/src.dump" "$T/dst.dump"
 pass "after SIGINT, SIGKILL and a rerun every record is in the target exactly once"
+
+# A delivery Kafka refuses for good stops the restore, naming the target
+# partition and the source offset, and the checkpoint says it failed.
+sandbox_ctl topic create failing:3 >/dev/null || fail "cannot create topic failing"
+sandbox_ctl errors Produce MSG_SIZE_TOO_LARGE MSG_SIZE_TOO_LARGE MSG_SIZE_TOO_LARGE \
+	MSG_SIZE_TOO_LARGE MSG_SIZE_TOO_LARGE MSG_SIZE_TOO_LARGE >/dev/null || fail "cannot inject errors"
+set +e
+"$KTAPE" restore -b "$DST" -r "$REPO" --map orders=failing --no-progress >"$T/fail.out" 2>&1
+rc=$?
+set -e
+[ "$rc" -eq 1 ] || fail "a refused delivery exited $rc: $(cat "$T/fail.out")"
+grep -qE "delivery to failing\[[0-2]\] failed for source orders\[[0-2]\] offset [0-9]+" "$T/fail.out" ||
+	fail "the failure does not name partition and offset: $(cat "$T/fail.out")"
+fid=$(ls -t "$REPO/restores" | head -n 1)
+[ "$(jq -r .state "$REPO/restores/$fid/checkpoint.json")" = failed ] || fail "checkpoint is not 'failed'"
+[ ! -e "$REPO/restores/$fid/offsets.ktm" ] || fail "a failed restore wrote an offset map"
+pass "a refused delivery stops the restore with its partition and source offset"

@@ -41,8 +41,10 @@ note "source holds $total records"
 # restore into a bare sandbox tells the operator to do.
 start_sandbox -n 3 --from-snapshot "$REPO"
 DST=$BOOTSTRAP
-"$KTAPE" restore -b "$DST" -r "$REPO" --json -X message.max.bytes=2000000 \
+"$KTAPE" restore -b "$DST" -r "$REPO" --json -X message.max.bytes=2000000 --stats-file "$T/stats.prom" \
 	>"$T/restore.json" 2>"$T/restore.err" || { cat "$T/restore.err" >&2; fail "restore failed"; }
+grep -qE "^ktape_restore_records_acked_total\{snapshot=\"[^\"]+\"\} $total\$" "$T/stats.prom" ||
+	fail "--stats-file lacks the acknowledged count: $(cat "$T/stats.prom")"
 [ "$(jq -r .records_acked "$T/restore.json")" -eq "$total" ] ||
 	fail "restore acknowledged $(jq -r .records_acked "$T/restore.json") of $total records"
 [ "$(jq -r .timestamps_not_exact "$T/restore.json")" -eq 0 ] || fail "timestamps were not kept"

@@ -67,3 +67,12 @@ jq -c 'select((.partition == 0 and .offset >= 20 and .offset < 40) or
 BOOTSTRAP=$DST kcat_dump outbox_events >"$T/outbox.dst"
 expect_same --ignore-offsets "$T/outbox.want" "$T/outbox.dst"
 pass "offset windows restore exactly [from, to) of each partition"
+
+# A coarse check of --max-rate: 170 records at 100/s take at least 1.5 s.
+start=$(date +%s%N)
+"$KTAPE" restore -b "$DST" -r "$REPO" -t outbox_events --map outbox_events=audit_events \
+	--partitioning key --from-offset 100 --to-offset 1:250 --from-offset 0:20 --to-offset 0:40 \
+	--max-rate 100 --dry-run >"$T/rate.out" 2>&1 || { cat "$T/rate.out" >&2; fail "rate-limited dry run failed"; }
+ms=$((($(date +%s%N) - start) / 1000000))
+[ "$ms" -ge 1500 ] && [ "$ms" -le 6000 ] || fail "170 records at --max-rate 100 took $ms ms"
+pass "--max-rate 100 spreads 170 records over $ms ms"
