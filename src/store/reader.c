@@ -8,9 +8,11 @@
  * is present and bound to this segment, else the same values computed from
  * the seek table.  Blocks are read with one pread each into a reusable
  * buffer, their header and payload checksums verified, and decompressed
- * into a second reusable buffer with a reused ZSTD_DCtx.  Records are parsed
- * one at a time as next() asks for them, with every structural check of
- * section 7, and returned as views into the decompressed block.
+ * into a second reusable buffer with a reused ZSTD_DCtx.  Every record of
+ * a block is then checked (section 7) before the first is returned, since
+ * no record of a damaged block may ever come out; next() then walks the
+ * records one at a time and returns them as views into the decompressed
+ * block (zero copy).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -968,11 +970,8 @@ int kt_store_reader_verify(struct kt_store_reader *reader, uint64_t *bad_blocks,
 	int err;
 
 	for (size_t i = 0; i < reader->block_count; i++) {
+		/* Loading checks the block whole, records included. */
 		err = load_block(reader, i, msg, sizeof(msg));
-		while (!err && reader->pos < reader->raw_len)
-			err = parse_record(reader, msg, sizeof(msg));
-		if (!err)
-			err = finish_block(reader, msg, sizeof(msg));
 		if (err) {
 			bad++;
 			if (!first) {
