@@ -179,6 +179,44 @@ static void test_segment_destroy_without_seal_removes_the_file(void **state)
 	tl_set_free(&set);
 }
 
+static void test_segment_varints_round_trip_and_refuse_bad_encodings(void **state)
+{
+	static const uint64_t values[] = { 0, 1, 127, 128, 16383, 16384, (1ull << 35) - 1,
+					   1ull << 35, INT64_MAX, (uint64_t)INT64_MAX + 1,
+					   UINT64_MAX };
+	uint8_t buf[16];
+	const uint8_t *p;
+	uint64_t v;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+		uint8_t *end = kt_varint_put(buf, values[i]);
+
+		assert_int_equal((size_t)(end - buf), kt_varint_len(values[i]));
+		p = buf;
+		assert_int_equal(kt_varint_get(&p, end, &v), 0);
+		assert_int_equal(v, values[i]);
+		assert_ptr_equal(p, end);
+		/* Cut short by one byte, it is refused. */
+		p = buf;
+		assert_int_equal(kt_varint_get(&p, end - 1, &v), -1);
+	}
+	/* Overlong: zero as 80 00. */
+	memcpy(buf, "\x80\x00", 2);
+	p = buf;
+	assert_int_equal(kt_varint_get(&p, buf + 2, &v), -1);
+	/* A tenth byte above 1 does not fit in 64 bits. */
+	memset(buf, 0xff, 9);
+	buf[9] = 0x02;
+	p = buf;
+	assert_int_equal(kt_varint_get(&p, buf + 10, &v), -1);
+	/* Eleven bytes are never valid. */
+	memset(buf, 0x80, 10);
+	buf[10] = 0x01;
+	p = buf;
+	assert_int_equal(kt_varint_get(&p, buf + 11, &v), -1);
+}
+
 static void test_segment_refuses_an_existing_path(void **state)
 {
 	struct fixture *fx = *state;
@@ -702,6 +740,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_segment_round_trips_an_empty_segment, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_rejects_non_increasing_offsets, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_destroy_without_seal_removes_the_file, setup, teardown),
+		cmocka_unit_test(test_segment_varints_round_trip_and_refuse_bad_encodings),
 		cmocka_unit_test_setup_teardown(test_segment_refuses_an_existing_path, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_rejects_bad_options, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_rejects_flipped_byte, setup, teardown),
