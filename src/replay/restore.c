@@ -64,6 +64,7 @@ struct rs_target {
 	int32_t partition;
 	int in_plan;
 	int64_t base;
+	int64_t end_now; /* end offset when the run started */
 	uint64_t skip;   /* records of the plan already in the target */
 	uint64_t seen;   /* records of the plan met so far for this partition */
 	uint64_t acked;  /* acknowledged or found present, counted from base */
@@ -859,19 +860,49 @@ out:
 	return err;
 }
 
-static int query_end(struct kt_replay *rp, const char *topic, int32_t partition, int64_t *end,
-		     char *errstr, size_t errstr_size)
+/* Reads the end offset of every target partition the plan may send to,
+ * in one ListOffsets request per broker (offsets for "time" -1, the end)
+ * rather than one round trip per partition. */
+static int query_ends(struct kt_replay *rp, char *errstr, size_t errstr_size)
 {
-	int64_t lo = 0, hi = 0;
-	rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(rp->rk, topic, partition, &lo, &hi,
-								 rp->opts.timeout_ms);
+	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(64);
+	rd_kafka_resp_err_t e;
+	int err = 0;
 
-	if (e)
-		return kt_seterr(errstr, errstr_size, e == RD_KAFKA_RESP_ERR__TIMED_OUT ? KT_ETIMEDOUT : KT_EKAFKA,
-				 "cannot read the end offset of target %s[%" PRId32 "]: %s", topic,
-				 partition, rd_kafka_err2str(e));
-	*end = hi;
-	return 0;
+	for (size_t i = 0; i < rp->topic_count; i++) {
+		const struct rs_topic *t = &rp->topics[i];
+
+		for (int32_t p = 0; t->exists && p < t->target_partitions; p++)
+			if (t->targets[p].in_plan)
+				rd_kafka_topic_partition_list_add(list, t->target, p)->offset =
+					RD_KAFKA_OFFSET_END;
+	}
+	if (list->cnt == 0)
+		goto out;
+	e = rd_kafka_offsets_for_times(rp->rk, list, rp->opts.timeout_ms);
+	if (e) {
+		err = kt_seterr(errstr, errstr_size, e == RD_KAFKA_RESP_ERR__TIMED_OUT ? KT_ETIMEDOUT : KT_EKAFKA,
+				"cannot read the end offsets of the target partitions: %s",
+				rd_kafka_err2str(e));
+		goto out;
+	}
+	for (int i = 0; i < list->cnt; i++) {
+		const rd_kafka_topic_partition_t *tp = &list->elems[i];
+
+		if (tp->err || tp->offset < 0) {
+			err = kt_seterr(errstr, errstr_size, KT_EKAFKA,
+					"cannot read the end offset of target %s[%" PRId32 "]: %s",
+					tp->topic, tp->partition,
+					tp->err ? rd_kafka_err2str(tp->err) : "no offset returned");
+			goto out;
+		}
+		for (size_t k = 0; k < rp->topic_count; k++)
+			if (!strcmp(rp->topics[k].target, tp->topic))
+				rp->topics[k].targets[tp->partition].end_now = tp->offset;
+	}
+out:
+	rd_kafka_topic_partition_list_destroy(list);
+	return err;
 }
 
 /* ======================================================================
@@ -1230,7 +1261,10 @@ static void new_restore_id(char *buf, size_t size)
  * a resumed one reconciles its targets (section 3.1). */
 static int plan_bases(struct kt_replay *rp, int resumed, char *errstr, size_t errstr_size)
 {
-	int err;
+	int err = query_ends(rp, errstr, errstr_size);
+
+	if (err)
+		return err;
 
 	for (size_t i = 0; i < rp->topic_count; i++) {
 		struct rs_topic *t = &rp->topics[i];
@@ -1244,15 +1278,10 @@ static int plan_bases(struct kt_replay *rp, int resumed, char *errstr, size_t er
 		pt->target_partitions = t->target_partitions;
 		for (int32_t p = 0; p < t->target_partitions; p++) {
 			struct rs_target *tg = &t->targets[p];
-			int64_t end = 0;
+			int64_t end = tg->end_now;
 
 			if (!tg->in_plan)
 				continue;
-			if (t->exists) {
-				err = query_end(rp, t->target, p, &end, errstr, errstr_size);
-				if (err)
-					return err;
-			}
 			if (!resumed) {
 				tg->base = end;
 				if (kt_replay_plan_add_base(pt, p, end))
