@@ -187,11 +187,15 @@ kcat_produce() {
 # names cannot hold quotes or tabs and kcat escapes control bytes, so a tab
 # separated sort key in front of each line sorts them exactly.
 kcat_dump() {
-	local topic
+	local topic raw
+	raw=$(mktemp "$T/kcat_dump.XXXXXX")
 	for topic in "$@"; do
-		kcat -C -b "$BOOTSTRAP" -t "$topic" -J -e -q -X fetch.wait.max.ms=50
-	done | sed -E 's/^\{"topic":"([^"]*)","partition":([0-9]+),"offset":([0-9]+),/\1\t\2\t\3\t&/' |
+		kcat -C -b "$BOOTSTRAP" -t "$topic" -J -e -q -X fetch.wait.max.ms=50 \
+			>>"$raw" 2>"$raw.err" || fail "kcat could not read topic $topic: $(cat "$raw.err")"
+	done
+	sed -E 's/^\{"topic":"([^"]*)","partition":([0-9]+),"offset":([0-9]+),/\1\t\2\t\3\t&/' "$raw" |
 		LC_ALL=C sort -t "$(printf '\t')" -k1,1 -k2,2n -k3,3n | cut -f 4-
+	rm -f "$raw" "$raw.err"
 }
 
 kcat_group_starts() {
