@@ -170,6 +170,69 @@ void kt_capture_stop(struct kt_capture *cap);
 
 void kt_capture_destroy(struct kt_capture *cap);
 
+/* ---- diff: a snapshot against the live topics (src/capture/diff.c) ---- */
+
+/* One partition's comparison over the snapshot's [start_offset,
+ * end_offset).  Strings are valid only during the callback. */
+struct kt_capture_diff_partition {
+	const char *topic;
+	int32_t partition;
+	int64_t start_offset, end_offset; /* the snapshot's range */
+	int64_t live_low, live_high;      /* live watermarks; -1: no such partition */
+	uint64_t records_equal;
+	uint64_t only_snapshot;  /* in the backup, missing live inside its log */
+	uint64_t only_live;      /* live, missing from the backup */
+	uint64_t differing;      /* same offset, different key/value/headers/ts */
+	uint64_t expired;        /* in the backup, below the live log start:
+				  * deleted by retention since; not a difference */
+	uint64_t live_after_end; /* offsets produced after the snapshot; not a
+				  * difference */
+	int64_t first_difference; /* lowest differing offset; -1 when equal */
+	const char *first_difference_field; /* "key", "value", "headers",
+					     * "timestamp", "timestamp type",
+					     * "only in the snapshot", "only live" */
+};
+
+struct kt_capture_diff_result {
+	char snapshot_id[64];
+	uint64_t topics;
+	uint64_t partitions;
+	uint64_t partitions_different;
+	uint64_t records_equal;
+	uint64_t only_snapshot;
+	uint64_t only_live;
+	uint64_t differing;
+	uint64_t expired;
+	uint64_t live_after_end;
+};
+
+struct kt_capture_diff_opts {
+	const char *brokers;   /* bootstrap servers (or set through configure) */
+	const char *repo_path;
+	const char *snapshot;  /* id; NULL or "latest": the newest */
+	const char *const *topics; /* names or '^' regexes; none: every topic */
+	size_t topic_count;
+	/* Called on the consumer's configuration (the CLI applies -X/-F). */
+	int (*configure)(void *opaque, rd_kafka_conf_t *conf, char *errstr, size_t errstr_size);
+	void *configure_opaque;
+	int64_t timeout_ms;    /* a partition that stalls this long fails; 30 s */
+	const struct kt_log *log;
+	/* Called once per partition compared, in snapshot order. */
+	void (*on_partition)(void *opaque, const struct kt_capture_diff_partition *part);
+	void *opaque;
+};
+
+void kt_capture_diff_opts_init(struct kt_capture_diff_opts *opts);
+
+/* Compares the snapshot's partitions with the live cluster, record by
+ * record, by explicit assignment (no group is joined, nothing committed).
+ * Returns 0 when the comparison ran (result->partitions_different says
+ * whether anything differs), or a negative code: KT_ENOTFOUND (snapshot
+ * or named topic), KT_EKAFKA / KT_ETIMEDOUT (the cluster), KT_ECORRUPT
+ * (the snapshot's data), with errstr naming what and where. */
+int kt_capture_diff(const struct kt_capture_diff_opts *opts, struct kt_capture_diff_result *result,
+		    char *errstr, size_t errstr_size);
+
 #ifdef __cplusplus
 }
 #endif

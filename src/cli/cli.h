@@ -71,7 +71,10 @@ int kt_cli_cmd_show(int argc, char **argv);
 int kt_cli_cmd_prune(int argc, char **argv);
 int kt_cli_cmd_export(int argc, char **argv);
 int kt_cli_cmd_import(int argc, char **argv);
+int kt_cli_cmd_diff(int argc, char **argv);
 int kt_cli_cmd_sandbox(int argc, char **argv);
 int kt_cli_cmd_gen(int argc, char **argv);
+int kt_cli_cmd_replay(int argc, char **argv);
+int kt_cli_cmd_demo(int argc, char **argv);
 
 #endif /* KT_CLI_H */

@@ -33,15 +33,18 @@ static const struct kt_cli_command commands[] = {
 	{ "capture", kt_cli_cmd_capture, "back up topics into a repository (once, or continuously with --follow)" },
 	{ "cat", kt_cli_cmd_cat, "print a backed-up topic's records as JSON lines (kcat -J fields)" },
 	{ "restore", kt_cli_cmd_restore, "put a snapshot back into Kafka, each record exactly once (resumable)" },
+	{ "replay", kt_cli_cmd_replay, "send a window of a snapshot as test traffic, at the original pace times a speed factor" },
 	{ "ls", kt_cli_cmd_ls, "list a repository's snapshots, newest first" },
 	{ "show", kt_cli_cmd_show, "show one snapshot's topics, partitions, gaps, configs and group offsets" },
 	{ "verify", kt_cli_cmd_verify, "check every block, segment and manifest of a repository" },
 	{ "prune", kt_cli_cmd_prune, "remove old snapshots by policy, then unreferenced segments" },
 	{ "export", kt_cli_cmd_export, "write a snapshot as a self-contained tar archive" },
 	{ "import", kt_cli_cmd_import, "bring a snapshot archive into a repository" },
+	{ "diff", kt_cli_cmd_diff, "compare a snapshot with the live topics, record by record" },
 	{ "version", kt_cli_cmd_version, "print the version of ktape and its libraries" },
 	{ "sandbox", kt_cli_cmd_sandbox, "run an in-memory Kafka-protocol cluster for tests and trials" },
 	{ "gen", kt_cli_cmd_gen, "produce deterministic test records into a cluster" },
+	{ "demo", kt_cli_cmd_demo, "generate, capture, verify, restore, compare and replay, all in process" },
 };
 
 int kt_cli_exit_for(int err)
