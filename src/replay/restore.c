@@ -610,7 +610,7 @@ static int make_producer(struct kt_replay *rp, char *errstr, size_t errstr_size)
 	}
 	/* Large batches and a bounded queue: throughput near a bare producer
 	 * with memory independent of the backup's size. */
-	if ((err = set_default(conf, "linger.ms", "20", user, errstr, errstr_size)) ||
+	if ((err = set_default(conf, "linger.ms", "5", user, errstr, errstr_size)) ||
 	    (err = set_default(conf, "batch.num.messages", "10000", user, errstr, errstr_size)) ||
 	    (err = set_default(conf, "queue.buffering.max.kbytes", "65536", user, errstr, errstr_size)) ||
 	    (err = set_default(conf, "queue.buffering.max.messages", "200000", user, errstr, errstr_size)))
@@ -1741,7 +1741,9 @@ static void drain(struct kt_replay *rp)
 	int64_t last_ckpt = kt_now_ns();
 
 	while (rp->rk && rp->in_flight > 0) {
-		rd_kafka_poll(rp->rk, 100);
+		/* flush, unlike poll, sends what lingers at once: the last
+		 * batches need not wait for linger.ms. */
+		rd_kafka_flush(rp->rk, 100);
 		if (kt_now_ns() - last_ckpt > CHECKPOINT_EVERY_NS) {
 			last_ckpt = kt_now_ns();
 			report_progress(rp, 0);
@@ -2120,6 +2122,7 @@ int kt_replay_run(struct kt_replay *rp, char *errstr, size_t errstr_size)
 	if (err)
 		goto out;
 	count_gaps(rp);
+	kt_log(rp->opts.log, KT_LOG_DEBUG, "planned in %.1f ms", (double)(kt_now_ns() - rp->start_ns) / 1e6);
 
 	for (unsigned loop = 0; loop < rp->opts.loops && !rp->stop && !rp->dr_err; loop++) {
 		if (loop > 0) {
@@ -2134,7 +2137,11 @@ int kt_replay_run(struct kt_replay *rp, char *errstr, size_t errstr_size)
 			break;
 		err = 0;
 	}
+	kt_log(rp->opts.log, KT_LOG_DEBUG, "sent %" PRIu64 " records by %.1f ms", s->records_sent,
+	       (double)(kt_now_ns() - rp->start_ns) / 1e6);
 	drain(rp);
+	kt_log(rp->opts.log, KT_LOG_DEBUG, "all acknowledged by %.1f ms",
+	       (double)(kt_now_ns() - rp->start_ns) / 1e6);
 	if (!err && rp->dr_err) {
 		err = kt_seterr(errstr, errstr_size, rp->dr_err, "%s", rp->dr_errstr);
 	} else if (!err && rp->stop) {
