@@ -60,7 +60,9 @@ static void usage(FILE *out)
 		"      --round-robin          record i to partition i %% partitions\n"
 		"                             (default: CRC32 of the key as librdkafka's\n"
 		"                             default partitioner; null keys seeded-random)\n"
-		"      --size N|MIN-MAX       value bytes, uniform (default 100-300)\n"
+		"      --size N|MIN-MAX       value bytes (default 100-300)\n"
+		"      --size-dist D          uniform (default), or log: each power-of-two\n"
+		"                             band equally likely (many small, few large)\n"
 		"      --keys N               distinct keys (default 1000; 0: all null)\n"
 		"      --key-prefix STR       keys are STR<n> (default key-)\n"
 		"      --null-keys SHARE      share of null keys (0.1 or 10%%)\n"
@@ -196,7 +198,7 @@ int kt_cli_cmd_gen(int argc, char **argv)
 		OPT_PRINT = 256, OPT_PARTITIONS, OPT_COMMIT, OPT_ROUND_ROBIN, OPT_BYTES, OPT_SEED,
 		OPT_SIZE, OPT_KEYS, OPT_KEY_PREFIX, OPT_NULL_KEYS, OPT_TOMBSTONES, OPT_HEADERS,
 		OPT_NULL_HEADERS, OPT_DUP_HEADERS, OPT_BINARY, OPT_COMPRESSIBILITY, OPT_TS_START,
-		OPT_TS_SPAN, OPT_DISORDER,
+		OPT_TS_SPAN, OPT_DISORDER, OPT_SIZE_DIST,
 	};
 	static const struct option opts[] = {
 		{ "brokers", required_argument, NULL, 'b' },
@@ -211,6 +213,7 @@ int kt_cli_cmd_gen(int argc, char **argv)
 		{ "bytes", required_argument, NULL, OPT_BYTES },
 		{ "seed", required_argument, NULL, OPT_SEED },
 		{ "size", required_argument, NULL, OPT_SIZE },
+		{ "size-dist", required_argument, NULL, OPT_SIZE_DIST },
 		{ "keys", required_argument, NULL, OPT_KEYS },
 		{ "key-prefix", required_argument, NULL, OPT_KEY_PREFIX },
 		{ "null-keys", required_argument, NULL, OPT_NULL_KEYS },
@@ -358,6 +361,17 @@ int kt_cli_cmd_gen(int argc, char **argv)
 		kt_cli_error(CMD, "-b BROKERS and -t TOPIC are required (or --print)");
 		err = KT_EUSAGE;
 		goto out;
+	}
+	/* Check -z, -X and -F now, as a usage error, rather than after a
+	 * metadata round trip that an unreachable broker makes last seconds. */
+	{
+		rd_kafka_conf_t *probe = make_conf(brokers, kconf, compression, 1);
+
+		if (!probe) {
+			err = KT_EUSAGE;
+			goto out;
+		}
+		rd_kafka_conf_destroy(probe);
 	}
 
 	sigemptyset(&sa.sa_mask);

@@ -174,6 +174,14 @@ int kt_gen_opts_set(struct kt_gen_opts *opts, const char *name, const char *valu
 			goto bad_size;
 		opts->min_size = (uint32_t)u;
 		opts->max_size = (uint32_t)u2;
+	} else if (strcmp(name, "size-dist") == 0) {
+		if (strcmp(value, "uniform") == 0)
+			opts->size_dist = KT_GEN_SIZE_UNIFORM;
+		else if (strcmp(value, "log") == 0)
+			opts->size_dist = KT_GEN_SIZE_LOG;
+		else
+			return kt_seterr(errstr, errstr_size, KT_EUSAGE,
+					 "--size-dist '%s' is neither 'uniform' nor 'log'", value);
 	} else if (strcmp(name, "keys") == 0) {
 		if (parse_u64(value, UINT64_MAX, &opts->keys))
 			goto bad_number;
@@ -345,6 +353,33 @@ static const char *const header_names[] = {
 };
 #define NHEADER_NAMES (sizeof(header_names) / sizeof(header_names[0]))
 
+/* A value size in [min, max] following the size distribution.  Integer
+ * arithmetic only, so sizes are the same on every machine. */
+static size_t value_size(struct kt_gen *gen)
+{
+	uint64_t lo = gen->opts.min_size, hi = gen->opts.max_size;
+	uint64_t band_lo, band_hi;
+	int first = 0, last = 0;
+
+	if (gen->opts.size_dist != KT_GEN_SIZE_LOG || lo == hi)
+		return (size_t)(lo + below(gen, hi - lo + 1));
+	/* Bands [2^k - 1, 2^(k+1) - 2] (k >= 0) tile 0..max; pick one of those
+	 * overlapping [lo, hi] uniformly, then a size inside the overlap. */
+	while (((2ULL << first) - 2) < lo)
+		first++;
+	while (((1ULL << last) - 1) <= hi && last < 63)
+		last++;
+	last--;
+	int k = first + (int)below(gen, (uint64_t)(last - first + 1));
+	band_lo = (1ULL << k) - 1;
+	band_hi = (2ULL << k) - 2;
+	if (band_lo < lo)
+		band_lo = lo;
+	if (band_hi > hi)
+		band_hi = hi;
+	return (size_t)(band_lo + below(gen, band_hi - band_lo + 1));
+}
+
 /* A JSON-like text value of exactly len bytes (cut short when len is below
  * the fixed part). */
 static void fill_text(struct kt_gen *gen, unsigned char *v, size_t len)
@@ -402,7 +437,7 @@ int kt_gen_next(struct kt_gen *gen, struct kt_record *rec, int32_t *partition)
 
 	/* Value. */
 	if (!chance(gen, o->tombstone_share)) {
-		len = o->min_size + (size_t)below(gen, (uint64_t)(o->max_size - o->min_size) + 1);
+		len = value_size(gen);
 		fill_text(gen, gen->value, len);
 		/* Random 64-byte blocks replace text in proportion to how
 		 * incompressible the values should be. */

@@ -227,6 +227,13 @@ struct kt_record; /* kt_store.h */
 /* 2026-01-01T00:00:00Z: a fixed default start keeps output reproducible. */
 #define KT_GEN_DEFAULT_TS_START 1767225600000LL
 
+enum kt_gen_size_dist {
+	KT_GEN_SIZE_UNIFORM = 0, /* every size in [min, max] equally likely */
+	KT_GEN_SIZE_LOG = 1,     /* each power-of-two band equally likely, then
+				  * uniform inside it: many small values, a
+				  * long tail of large ones, as real topics have */
+};
+
 struct kt_gen_opts {
 	uint64_t seed;
 	uint64_t count;            /* records; UINT64_MAX when only bytes limits */
@@ -238,8 +245,9 @@ struct kt_gen_opts {
 	 * would put it (CRC32 of the key, kt_gen_partition_for_key) and a
 	 * null-keyed one to a partition drawn from the seed; the generator
 	 * always names the partition, so --print knows where records land. */
-	uint32_t min_size;         /* value bytes, uniform in [min, max] */
+	uint32_t min_size;         /* value bytes, in [min, max] */
 	uint32_t max_size;
+	int size_dist;             /* enum kt_gen_size_dist */
 	uint64_t keys;             /* key cardinality; 0: every key null */
 	const char *key_prefix;    /* keys are PREFIX<n>, n < keys; copied */
 	double null_key_share;     /* shares are probabilities in [0, 1] */
@@ -262,7 +270,8 @@ void kt_gen_opts_init(struct kt_gen_opts *opts);
 /* Sets one option from its `ktape gen` flag name without the dashes
  * ("count", "bytes", "size" (N or MIN-MAX), "keys", "key-prefix",
  * "null-keys", "tombstones", "headers", "null-headers", "dup-headers",
- * "binary", "compressibility", "ts-start", "ts-span", "disorder", "seed",
+ * "size-dist" (uniform or log), "binary", "compressibility", "ts-start",
+ * "ts-span", "disorder", "seed",
  * "partitions", "partition").  Shares accept 0.25 or 25%.  "bytes" leaves
  * count alone: set count to UINT64_MAX for a byte budget alone.  Returns 0 or
  * KT_EUSAGE naming the flag.  key-prefix is not copied: it must outlive

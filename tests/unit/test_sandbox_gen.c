@@ -247,6 +247,35 @@ static void test_gen_random_values_are_incompressible_and_text_is_not(void **sta
 	assert_true(printable < total / 2);
 }
 
+static void test_gen_log_sizes_favour_small_values_within_bounds(void **state)
+{
+	struct kt_gen_opts opts;
+	struct kt_gen *gen = NULL;
+	struct kt_record rec;
+	char errstr[256];
+	int32_t partition;
+	uint64_t small = 0, large = 0, n = 0;
+
+	(void)state;
+	kt_gen_opts_init(&opts);
+	opts.count = 4000;
+	assert_int_equal(kt_gen_opts_set(&opts, "size", "10-100000", errstr, sizeof(errstr)), 0);
+	assert_int_equal(kt_gen_opts_set(&opts, "size-dist", "log", errstr, sizeof(errstr)), 0);
+	assert_int_equal(kt_gen_create(&gen, &opts, errstr, sizeof(errstr)), 0);
+	while (kt_gen_next(gen, &rec, &partition) == 1) {
+		assert_true(rec.value_len >= 10 && rec.value_len <= 100000);
+		small += rec.value_len < 1000;
+		large += rec.value_len >= 10000;
+		n++;
+	}
+	kt_gen_destroy(gen);
+	/* About 7 of the 14 bands lie below 1000 and 3.5 above 10000; a
+	 * uniform draw would put 1% below 1000. */
+	assert_in_range(small, n * 35 / 100, n * 65 / 100);
+	assert_in_range(large, n * 15 / 100, n * 35 / 100);
+	assert_int_equal(kt_gen_opts_set(&opts, "size-dist", "normal", errstr, sizeof(errstr)), KT_EUSAGE);
+}
+
 static void test_gen_opts_parse_flags_and_refuse_bad_values(void **state)
 {
 	static const char *const bad[][2] = {
@@ -318,6 +347,7 @@ int main(void)
 		cmocka_unit_test(test_gen_stops_at_byte_budget),
 		cmocka_unit_test(test_gen_explicit_and_round_robin_partitions),
 		cmocka_unit_test(test_gen_random_values_are_incompressible_and_text_is_not),
+		cmocka_unit_test(test_gen_log_sizes_favour_small_values_within_bounds),
 		cmocka_unit_test(test_gen_opts_parse_flags_and_refuse_bad_values),
 		cmocka_unit_test(test_gen_parse_commit_reads_from_the_right),
 	};
