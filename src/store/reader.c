@@ -35,6 +35,9 @@ struct kt_store_reader {
 	char *path;
 	int fd;
 	unsigned flags;
+	uint64_t base;   /* where the segment starts in the file: non-zero for
+			  * a segment read in place from an archive */
+	int ranged;      /* opened with kt_store_reader_open_range: no index */
 	uint64_t file_size;
 	uint16_t header_size;
 	struct kt_store_segment_info info;
@@ -152,7 +155,7 @@ static int read_block(struct kt_store_reader *reader, size_t i, uint64_t file_of
 	if (grow(&reader->io_buf, &reader->io_cap, len) < 0)
 		return kt_seterr(errstr, errstr_size, -ENOMEM,
 				 "segment %s: block %zu: out of memory", reader->path, i);
-	err = pread_full(reader->fd, reader->io_buf, len, file_offset);
+	err = pread_full(reader->fd, reader->io_buf, len, reader->base + file_offset);
 	if (err)
 		goto io_fail;
 	err = kt_seg_block_header_unpack(reader->io_buf, blk, &why);
@@ -175,7 +178,7 @@ static int read_block(struct kt_store_reader *reader, size_t i, uint64_t file_of
 		if (grow(&reader->io_buf, &reader->io_cap, len) < 0)
 			return kt_seterr(errstr, errstr_size, -ENOMEM,
 					 "segment %s: block %zu: out of memory", reader->path, i);
-		err = pread_full(reader->fd, reader->io_buf, len, file_offset);
+		err = pread_full(reader->fd, reader->io_buf, len, reader->base + file_offset);
 		if (err)
 			goto io_fail;
 	}
@@ -523,7 +526,7 @@ static int load_seek_table(struct kt_store_reader *reader, const struct kt_seg_f
 				 "segment %s: footer at byte %llu places the seek table at "
 				 "byte %llu, outside the file's blocks", reader->path,
 				 (unsigned long long)footer_at, (unsigned long long)sto);
-	err = checksum_range(reader->fd, sto, footer_at - sto, &table_sum);
+	err = checksum_range(reader->fd, reader->base + sto, footer_at - sto, &table_sum);
 	if (err)
 		return kt_seterr(errstr, errstr_size, err, "segment %s: cannot read the seek "
 				 "table at byte %llu: %s", reader->path, (unsigned long long)sto,
@@ -542,7 +545,7 @@ static int load_seek_table(struct kt_store_reader *reader, const struct kt_seg_f
 				reader->path, table_len);
 		goto out;
 	}
-	err = pread_full(reader->fd, table, table_len, sto);
+	err = pread_full(reader->fd, table, table_len, reader->base + sto);
 	if (err) {
 		err = kt_seterr(errstr, errstr_size, err, "segment %s: cannot read the seek "
 				"table at byte %llu: %s", reader->path, (unsigned long long)sto,
@@ -689,8 +692,10 @@ static int recover_blocks(struct kt_store_reader *reader, char *errstr, size_t e
 	return 0;
 }
 
-int kt_store_reader_open(struct kt_store_reader **out, const char *path, unsigned flags,
-			 char *errstr, size_t errstr_size)
+/* Opens the segment at [base, base + length) of file; length UINT64_MAX
+ * means the whole file.  path is the name errors use. */
+static int reader_open(struct kt_store_reader **out, const char *file, uint64_t base, uint64_t length,
+		       const char *path, unsigned flags, char *errstr, size_t errstr_size)
 {
 	struct kt_store_reader *reader;
 	struct kt_seg_file_header hdr;
@@ -716,19 +721,27 @@ int kt_store_reader_open(struct kt_store_reader **out, const char *path, unsigne
 		err = kt_seterr(errstr, errstr_size, -ENOMEM, "segment %s: out of memory", path);
 		goto fail;
 	}
-	reader->fd = open(path, O_RDONLY | O_CLOEXEC);
+	reader->fd = open(file, O_RDONLY | O_CLOEXEC);
 	if (reader->fd < 0 || fstat(reader->fd, &st) < 0) {
 		err = -errno;
 		err = kt_seterr(errstr, errstr_size, err, "segment %s: cannot open: %s", path,
 				kt_strerror(err));
 		goto fail;
 	}
-	(void)posix_fadvise(reader->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-	reader->file_size = (uint64_t)st.st_size;
+	reader->base = base;
+	reader->ranged = length != UINT64_MAX;
+	reader->file_size = reader->ranged ? length : (uint64_t)st.st_size;
+	if (reader->ranged && (base > (uint64_t)st.st_size || length > (uint64_t)st.st_size - base)) {
+		err = kt_seterr(errstr, errstr_size, KT_ETRUNCATED,
+				"segment %s: the file ends before its %llu bytes at byte %llu",
+				path, (unsigned long long)length, (unsigned long long)base);
+		goto fail;
+	}
+	(void)posix_fadvise(reader->fd, (off_t)base, reader->ranged ? (off_t)length : 0, POSIX_FADV_SEQUENTIAL);
 	reader->info.file_size = reader->file_size;
 
 	head_len = reader->file_size < sizeof(head) ? (size_t)reader->file_size : sizeof(head);
-	err = pread_full(reader->fd, head, head_len, 0);
+	err = pread_full(reader->fd, head, head_len, reader->base);
 	if (err) {
 		err = kt_seterr(errstr, errstr_size, err, "segment %s: cannot read the file "
 				"header: %s", path, kt_strerror(err));
@@ -751,7 +764,7 @@ int kt_store_reader_open(struct kt_store_reader **out, const char *path, unsigne
 		why = "ends before a footer: the segment was not sealed or is torn";
 	} else {
 		err = pread_full(reader->fd, foot, sizeof(foot),
-				 reader->file_size - KT_SEG_FOOTER_SIZE);
+				 reader->base + reader->file_size - KT_SEG_FOOTER_SIZE);
 		if (!err)
 			err = kt_seg_footer_unpack(foot, &ftr, &why);
 		else
@@ -792,7 +805,7 @@ int kt_store_reader_open(struct kt_store_reader **out, const char *path, unsigne
 	 * values just computed from the seek table stand, and verify reports
 	 * why the index was not used. */
 	reader->index_state = -ENOENT;
-	if (!(flags & KT_STORE_OPEN_NO_INDEX) && reader->info.sealed) {
+	if (!(flags & KT_STORE_OPEN_NO_INDEX) && !reader->ranged && reader->info.sealed) {
 		char ipath[PATH_MAX];
 
 		if (kt_store_index_path(path, ipath, sizeof(ipath)) == 0)
@@ -808,6 +821,23 @@ int kt_store_reader_open(struct kt_store_reader **out, const char *path, unsigne
 fail:
 	kt_store_reader_destroy(reader);
 	return err;
+}
+
+int kt_store_reader_open(struct kt_store_reader **out, const char *path, unsigned flags,
+			 char *errstr, size_t errstr_size)
+{
+	return reader_open(out, path, 0, UINT64_MAX, path, flags, errstr, errstr_size);
+}
+
+int kt_store_reader_open_range(struct kt_store_reader **out, const char *path,
+			       uint64_t offset, uint64_t length, const char *name,
+			       unsigned flags, char *errstr, size_t errstr_size)
+{
+	if (length == UINT64_MAX) {
+		*out = NULL;
+		return kt_seterr(errstr, errstr_size, KT_EUSAGE, "segment %s: length out of range", name);
+	}
+	return reader_open(out, path, offset, length, name ? name : path, flags, errstr, errstr_size);
 }
 
 void kt_store_reader_destroy(struct kt_store_reader *reader)
@@ -999,7 +1029,7 @@ int kt_store_reader_verify(struct kt_store_reader *reader, uint64_t *bad_blocks,
 	/* The index is checked even if this reader was opened without it.
 	 * A missing index is not a failure (segment.md 7): it is only an
 	 * accelerator, and the segment alone holds the data. */
-	if (reader->flags & KT_STORE_OPEN_NO_INDEX) {
+	if ((reader->flags & KT_STORE_OPEN_NO_INDEX) && !reader->ranged) {
 		char ipath[PATH_MAX];
 		int64_t *scratch = malloc((reader->block_count ? reader->block_count : 1) *
 					  sizeof(*scratch));
