@@ -20,7 +20,7 @@ void kt_capture_opts_init(struct kt_capture_opts *opts)
 	opts->io_backend = KT_IO_AUTO;
 	opts->timeout_ms = 30000;
 	opts->admin_timeout_ms = 5000;
-	opts->memory_budget = 128ull << 20;
+	opts->memory_budget = 160ull << 20;
 	opts->interval_ms = 60000;
 	opts->progress_interval_ms = 1000;
 }
@@ -368,6 +368,8 @@ static int consumer_create(struct kt_capture *cap, char *errstr, size_t errstr_s
 {
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	char why[512], num[32];
+	/* Half the memory budget is prefetch, shared by the worker queues
+	 * (the limit applies to each queue partitions are forwarded to). */
 	uint64_t per_worker_kb = cap->opts.memory_budget / 2 / cap->opts.threads / 1024;
 	int err = 0;
 
@@ -390,7 +392,7 @@ static int consumer_create(struct kt_capture *cap, char *errstr, size_t errstr_s
 		{ "auto.offset.reset", "error" },
 		{ "isolation.level", "read_committed" },
 		{ "queued.min.messages", "1000000" },
-		{ "fetch.max.bytes", "33554432" },
+		{ "fetch.max.bytes", "8388608" },
 		{ "receive.message.max.bytes", "67108864" },
 		{ "fetch.wait.max.ms", "100" },
 		{ "log.connection.close", "false" },
@@ -775,10 +777,12 @@ static size_t choose_block_size(const struct kt_capture *cap)
 	for (size_t t = 0; t < cap->topic_count; t++)
 		for (size_t p = 0; p < cap->topics[t].part_count; p++)
 			active += cap->topics[t].parts[p].plan.end > cap->topics[t].parts[p].plan.fetch_from;
-	/* Every partition being written holds an open block and a couple in
-	 * flight: keep their sum near 64 MiB, with blocks between 64 KiB and
-	 * 1 MiB (smaller blocks compress worse and index finer). */
-	size = active ? (64u << 20) / (active * 3) : (1u << 20);
+	/* Every partition being written holds an open block, blocks in
+	 * flight and a compression context: about eight blocks' worth.  Half
+	 * the memory budget goes to them (the other half to librdkafka's
+	 * prefetch), with blocks between 64 KiB and 1 MiB: smaller ones
+	 * compress worse, larger ones index coarser. */
+	size = active ? (size_t)(cap->opts.memory_budget / 2 / (active * 8)) : (1u << 20);
 	if (size > (1u << 20))
 		size = 1u << 20;
 	if (size < (64u << 10))

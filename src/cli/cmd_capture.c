@@ -6,6 +6,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -51,7 +52,7 @@ static void capture_usage(FILE *out)
 		"\n"
 		"Running:\n"
 		"  -j, --threads N          worker threads (default: one per core)\n"
-		"      --memory SIZE        prefetch budget across partitions (default 128M)\n"
+		"      --memory SIZE        memory for prefetch and open blocks (default 160M)\n"
 		"      --timeout DUR        broker answers and stalls (default 30s)\n"
 		"      --admin-timeout DUR  DescribeConfigs and group calls (default 5s)\n"
 		"      --follow             commit a new snapshot every --interval until\n"
@@ -388,6 +389,11 @@ int kt_cli_cmd_capture(int argc, char **argv)
 	char errstr[1024];
 
 	pthread_mutex_init(&cli.lock, NULL);
+	/* librdkafka frees decompressed batches of a few hundred KiB from
+	 * other threads; glibc's sliding mmap threshold would soon keep them
+	 * on the heap, where freed memory is not returned, and peak RSS would
+	 * grow well past --memory.  A fixed threshold maps them instead. */
+	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 	kt_capture_opts_init(&copts);
 	topics = calloc((size_t)argc, sizeof(*topics));
 	excludes = calloc((size_t)argc, sizeof(*excludes));
@@ -449,7 +455,9 @@ int kt_cli_cmd_capture(int argc, char **argv)
 		case OPT_MEMORY:
 			if (kt_parse_size(optarg, &size) || size == 0) {
 				err = kt_seterr(errstr, sizeof(errstr), KT_EUSAGE,
-						"%s wants a size such as 64M, not '%s'", argv[optind - 1], optarg);
+						"%s wants a size such as 64M, not '%s'",
+						c == OPT_SEGMENT_SIZE ? "--segment-size" :
+						c == OPT_BLOCK_SIZE ? "--block-size" : "--memory", optarg);
 				break;
 			}
 			if (c == OPT_SEGMENT_SIZE)
@@ -481,7 +489,9 @@ int kt_cli_cmd_capture(int argc, char **argv)
 		case OPT_INTERVAL:
 			if (kt_parse_duration_ms(optarg, &ms) || ms <= 0) {
 				err = kt_seterr(errstr, sizeof(errstr), KT_EUSAGE,
-						"%s wants a duration such as 30s, not '%s'", argv[optind - 1], optarg);
+						"%s wants a duration such as 30s, not '%s'",
+						c == OPT_TIMEOUT ? "--timeout" :
+						c == OPT_ADMIN_TIMEOUT ? "--admin-timeout" : "--interval", optarg);
 				break;
 			}
 			if (c == OPT_TIMEOUT)
