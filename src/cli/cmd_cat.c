@@ -168,6 +168,14 @@ int kt_cli_cmd_cat(int argc, char **argv)
 		rc = kt_cli_usage_error("cat");
 		goto out;
 	}
+	/* An empty window is a typing mistake, never a wish for no output. */
+	if (range.from_offset >= range.to_offset || range.from_time >= range.to_time) {
+		kt_cli_error("cat", "the window is empty: --to-%s must be above --from-%s",
+			     range.from_offset >= range.to_offset ? "offset" : "time",
+			     range.from_offset >= range.to_offset ? "offset" : "time");
+		rc = kt_cli_usage_error("cat");
+		goto out;
+	}
 	err = kt_store_repo_open(&repo, repo_path, 0, 0, errstr, sizeof(errstr));
 	if (!err)
 		err = kt_store_repo_load_snapshot(repo, snapshot, &snap, errstr, sizeof(errstr));

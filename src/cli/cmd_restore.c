@@ -397,6 +397,12 @@ int kt_cli_cmd_restore(int argc, char **argv)
 			opts.create_topics = 0;
 			break;
 		case OPT_RESUME:
+			/* The id names a directory under REPO/restores: a path
+			 * must not lead the resume outside the repository. */
+			if (!*optarg || optarg[0] == '.' || strchr(optarg, '/')) {
+				kt_cli_error(CMD, "--resume '%s' is not a restore id", optarg);
+				goto usage;
+			}
 			opts.resume_id = optarg;
 			break;
 		case OPT_NEW:
@@ -435,7 +441,7 @@ int kt_cli_cmd_restore(int argc, char **argv)
 			err = c == 'X' ? kt_sandbox_kconf_add(kconf, optarg, errstr, sizeof(errstr))
 				       : kt_sandbox_kconf_add_file(kconf, optarg, errstr, sizeof(errstr));
 			if (err) {
-				kt_cli_error(CMD, "-%c: %s", c, errstr);
+				kt_cli_error(CMD, "%s", errstr);
 				goto usage;
 			}
 			break;
