@@ -3,6 +3,7 @@
  * through libarchive rather than a tar writer of our own.
  */
 #include "kt_store.h"
+#include "repo_priv.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -514,4 +515,249 @@ out:
 	free(manifest);
 	free(buf);
 	return err;
+}
+
+/* ---- reading an archive in place ------------------------------------------ */
+
+/* One entry of an uncompressed archive: where its data lies in the file. */
+struct tar_entry {
+	char *name;
+	uint64_t offset;
+	uint64_t size;
+};
+
+struct kt_store_tar {
+	char path[PATH_MAX];
+	char snapshot_id[64];
+	const struct tar_entry *manifest;
+	struct tar_entry *entries; /* sorted by name */
+	size_t count;
+};
+
+static int cmp_entry(const void *a, const void *b)
+{
+	return strcmp(((const struct tar_entry *)a)->name, ((const struct tar_entry *)b)->name);
+}
+
+static const struct tar_entry *tar_find(const struct kt_store_tar *tar, const char *name)
+{
+	struct tar_entry key = { (char *)name, 0, 0 };
+
+	return bsearch(&key, tar->entries, tar->count, sizeof(key), cmp_entry);
+}
+
+void kt_store_tar_destroy(struct kt_store_tar *tar)
+{
+	if (!tar)
+		return;
+	for (size_t i = 0; i < tar->count; i++)
+		free(tar->entries[i].name);
+	free(tar->entries);
+	free(tar);
+}
+
+/* Records where the current entry's data starts.  libarchive has consumed
+ * exactly the entry's headers (pax extended ones included) when it returns
+ * the entry, so the bytes consumed so far are the data offset; the first
+ * bytes are compared with what libarchive reads, so that a tar variant
+ * where this does not hold is refused rather than misread. */
+static int tar_add_entry(struct kt_store_tar *tar, struct archive *ar, struct archive_entry *entry, int fd,
+			 size_t *cap, char *errstr, size_t errstr_size)
+{
+	const char *name = archive_entry_pathname(entry);
+	la_int64_t offset = archive_filter_bytes(ar, 0);
+	la_int64_t size = archive_entry_size(entry);
+	uint8_t via_lib[64], via_file[64];
+
+	if (offset < 0 || size < 0 || archive_entry_sparse_count(entry) > 0)
+		return kt_seterr(errstr, errstr_size, KT_EUNSUPPORTED,
+				 "%s: entry %s cannot be located in the file (sparse or unsized)", tar->path, name);
+	la_ssize_t n = archive_read_data(ar, via_lib, size < (la_int64_t)sizeof(via_lib) ? (size_t)size : sizeof(via_lib));
+	if (n < 0 || n != (size < (la_int64_t)sizeof(via_lib) ? size : (la_int64_t)sizeof(via_lib)) ||
+	    pread(fd, via_file, (size_t)n, (off_t)offset) != n || memcmp(via_lib, via_file, (size_t)n) != 0)
+		return kt_seterr(errstr, errstr_size, KT_ECORRUPT,
+				 "%s: entry %s: its data is not where the tar headers say (byte %lld)",
+				 tar->path, name, (long long)offset);
+	if (tar->count == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 64;
+		struct tar_entry *grown = realloc(tar->entries, ncap * sizeof(*grown));
+		if (!grown)
+			return kt_seterr(errstr, errstr_size, -ENOMEM, "out of memory");
+		tar->entries = grown;
+		*cap = ncap;
+	}
+	tar->entries[tar->count].name = strdup(name);
+	if (!tar->entries[tar->count].name)
+		return kt_seterr(errstr, errstr_size, -ENOMEM, "out of memory");
+	tar->entries[tar->count].offset = (uint64_t)offset;
+	tar->entries[tar->count].size = (uint64_t)size;
+	tar->count++;
+	return 0;
+}
+
+int kt_store_tar_open(struct kt_store_tar **out, const char *path, char *errstr, size_t errstr_size)
+{
+	struct kt_store_tar *tar = calloc(1, sizeof(*tar));
+	struct archive *ar = archive_read_new();
+	struct archive_entry *entry;
+	size_t cap = 0;
+	int fd = -1, seen_marker = 0, err = 0, r;
+	const char *manifest_name = NULL;
+
+	*out = NULL;
+	if (!tar || !ar) {
+		err = kt_seterr(errstr, errstr_size, -ENOMEM, "out of memory");
+		goto out;
+	}
+	snprintf(tar->path, sizeof(tar->path), "%s", path);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		err = kt_seterr(errstr, errstr_size, errno == ENOENT ? KT_ENOTFOUND : -errno, "%s: cannot open: %s",
+				path, strerror(errno));
+		goto out;
+	}
+	archive_read_support_filter_all(ar);
+	archive_read_support_format_tar(ar);
+	if (archive_read_open_fd(ar, fd, 64 * 1024) != ARCHIVE_OK) {
+		err = kt_seterr(errstr, errstr_size, KT_EMAGIC, "%s: not a tar archive: %s", path, archive_error_string(ar));
+		goto out;
+	}
+	while ((r = archive_read_next_header(ar, &entry)) == ARCHIVE_OK) {
+		const char *name = archive_entry_pathname(entry);
+
+		if (archive_filter_count(ar) > 1) {
+			err = kt_seterr(errstr, errstr_size, KT_EUNSUPPORTED,
+					"%s is compressed (%s) and cannot be read in place: import it first "
+					"(ktape import %s -r REPO) or export with --compress none",
+					path, archive_filter_name(ar, 0), path);
+			goto out;
+		}
+		if (!name || archive_entry_filetype(entry) != AE_IFREG || archive_entry_hardlink(entry) ||
+		    archive_entry_symlink(entry) || !entry_path_ok(name)) {
+			err = kt_seterr(errstr, errstr_size, KT_ECORRUPT,
+					"%s: entry '%s' is not part of a ktape archive", path, name ? name : "(no name)");
+			goto out;
+		}
+		if (!seen_marker) {
+			if (strcmp(name, ARCHIVE_MARKER) != 0) {
+				err = kt_seterr(errstr, errstr_size, KT_EMAGIC,
+						"%s: not a ktape archive: the first entry is '%s', not %s", path, name,
+						ARCHIVE_MARKER);
+				goto out;
+			}
+			err = check_marker(ar, archive_entry_size(entry), errstr, errstr_size);
+			if (err)
+				goto out;
+			seen_marker = 1;
+			continue;
+		}
+		err = tar_add_entry(tar, ar, entry, fd, &cap, errstr, errstr_size);
+		if (err)
+			goto out;
+		if (strncmp(name, "snapshots/", 10) == 0) {
+			if (manifest_name) {
+				err = kt_seterr(errstr, errstr_size, KT_ECORRUPT, "%s: more than one snapshot manifest", path);
+				goto out;
+			}
+			manifest_name = tar->entries[tar->count - 1].name;
+		}
+	}
+	if (r != ARCHIVE_EOF) {
+		err = kt_seterr(errstr, errstr_size, KT_ETRUNCATED, "%s: damaged or cut short: %s", path,
+				archive_error_string(ar));
+		goto out;
+	}
+	if (!seen_marker || !manifest_name) {
+		err = kt_seterr(errstr, errstr_size, KT_ETRUNCATED, "%s: %s", path,
+				!seen_marker ? "an empty archive" : "no snapshot manifest (snapshots/<id>.json) in the archive");
+		goto out;
+	}
+	size_t idlen = strlen(manifest_name) - 10 - 5;
+	if (idlen >= sizeof(tar->snapshot_id)) {
+		err = kt_seterr(errstr, errstr_size, KT_ECORRUPT, "%s: manifest name %s is too long", path, manifest_name);
+		goto out;
+	}
+	memcpy(tar->snapshot_id, manifest_name + 10, idlen);
+	tar->snapshot_id[idlen] = '\0';
+	if (tar->count > 1)
+		qsort(tar->entries, tar->count, sizeof(*tar->entries), cmp_entry);
+	for (size_t i = 1; i < tar->count; i++)
+		if (strcmp(tar->entries[i - 1].name, tar->entries[i].name) == 0) {
+			err = kt_seterr(errstr, errstr_size, KT_ECORRUPT, "%s: entry %s appears twice", path,
+					tar->entries[i].name);
+			goto out;
+		}
+	char mname[PATH_MAX];
+	snprintf(mname, sizeof(mname), "snapshots/%s.json", tar->snapshot_id);
+	tar->manifest = tar_find(tar, mname);
+	*out = tar;
+	tar = NULL;
+out:
+	if (ar)
+		archive_read_free(ar);
+	if (fd >= 0)
+		close(fd);
+	kt_store_tar_destroy(tar);
+	return err;
+}
+
+const char *kt_store_tar_snapshot_id(const struct kt_store_tar *tar)
+{
+	return tar->snapshot_id;
+}
+
+/* Reads a whole (small) entry into memory. */
+static int tar_read_entry(const struct kt_store_tar *tar, const struct tar_entry *e, char **out, size_t *len,
+			  char *errstr, size_t errstr_size)
+{
+	char *buf;
+	int fd, err = 0;
+
+	if (e->size > (64u << 20))
+		return kt_seterr(errstr, errstr_size, KT_ECORRUPT, "%s: entry %s has an implausible size", tar->path, e->name);
+	buf = malloc((size_t)e->size + 1);
+	if (!buf)
+		return kt_seterr(errstr, errstr_size, -ENOMEM, "out of memory");
+	fd = open(tar->path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || pread(fd, buf, (size_t)e->size, (off_t)e->offset) != (ssize_t)e->size) {
+		err = kt_seterr(errstr, errstr_size, fd < 0 ? -errno : KT_ETRUNCATED, "%s: cannot read entry %s",
+				tar->path, e->name);
+		free(buf);
+	} else {
+		buf[e->size] = '\0';
+		*out = buf;
+		*len = (size_t)e->size;
+	}
+	if (fd >= 0)
+		close(fd);
+	return err;
+}
+
+int kt_store_tar_read_manifest(const struct kt_store_tar *tar, char **out, size_t *len,
+			       char *errstr, size_t errstr_size)
+{
+	return tar_read_entry(tar, tar->manifest, out, len, errstr, errstr_size);
+}
+
+int kt_store_repo_open_segment(struct kt_store_repo *repo, const char *rel, unsigned flags,
+			       struct kt_store_reader **out, char *errstr, size_t errstr_size)
+{
+	struct kt_store_tar *tar = kt_store_repo_tar(repo);
+	char abs[PATH_MAX];
+	int err;
+
+	*out = NULL;
+	if (tar) {
+		const struct tar_entry *e = tar_find(tar, rel);
+		char name[PATH_MAX + 64];
+
+		if (!e)
+			return kt_seterr(errstr, errstr_size, -ENOENT, "%s: the archive has no segment %s", tar->path, rel);
+		snprintf(name, sizeof(name), "%s:%s", tar->path, rel);
+		return kt_store_reader_open_range(out, tar->path, e->offset, e->size, name, flags, errstr, errstr_size);
+	}
+	err = kt_store_repo_abs_path(repo, rel, abs, sizeof(abs));
+	if (err)
+		return kt_seterr(errstr, errstr_size, KT_ECORRUPT, "segment path \"%s\" is not inside the repository", rel);
+	return kt_store_reader_open(out, abs, flags, errstr, errstr_size);
 }

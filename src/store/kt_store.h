@@ -178,6 +178,12 @@ enum kt_store_open_flags {
  * checksums.  Without KT_STORE_OPEN_RECOVER a torn file is KT_ETRUNCATED. */
 int kt_store_reader_open(struct kt_store_reader **out, const char *path,
 			 unsigned flags, char *errstr, size_t errstr_size);
+/* Opens a segment stored as length bytes at offset of the file at path (an
+ * uncompressed archive read in place).  name is what errors call it.  No
+ * index file is used or checked: the segment's own seek table serves. */
+int kt_store_reader_open_range(struct kt_store_reader **out, const char *path,
+			       uint64_t offset, uint64_t length, const char *name,
+			       unsigned flags, char *errstr, size_t errstr_size);
 void kt_store_reader_destroy(struct kt_store_reader *reader);
 
 const struct kt_store_segment_info *
@@ -394,7 +400,11 @@ enum kt_store_repo_flags {
 
 /* Opens (or creates) a repository.  A repository marker with a newer
  * format version is refused with KT_EVERSION.  mode is the permission bits
- * of files it creates (0600 by default when 0; directories get +x). */
+ * of files it creates (0600 by default when 0; directories get +x).
+ * path may also name an uncompressed snapshot archive (ktape export
+ * --compress none): it opens as a read-only repository holding that one
+ * snapshot, read in place (flags must be 0; a compressed archive gives
+ * KT_EUNSUPPORTED, saying to import it first). */
 int kt_store_repo_open(struct kt_store_repo **out, const char *path,
 		       unsigned flags, unsigned mode,
 		       char *errstr, size_t errstr_size);
@@ -421,6 +431,11 @@ int kt_store_repo_new_segment_path(struct kt_store_repo *repo, const char *topic
  * and any ".." component with KT_ECORRUPT. */
 int kt_store_repo_abs_path(const struct kt_store_repo *repo, const char *rel,
 			   char *abs, size_t abs_size);
+
+/* Opens the segment at repository-relative path rel for reading, from the
+ * directory or from the archive the repository was opened from. */
+int kt_store_repo_open_segment(struct kt_store_repo *repo, const char *rel, unsigned flags,
+			       struct kt_store_reader **out, char *errstr, size_t errstr_size);
 
 /* Snapshot ids, newest first.  Free with kt_store_strv_free(). */
 int kt_store_repo_list_snapshots(struct kt_store_repo *repo, char ***ids, size_t *count,

@@ -39,6 +39,7 @@ struct kt_store_repo {
 	unsigned file_mode;
 	unsigned dir_mode;
 	int lock_fd; /* -1 when the writer lock is not held */
+	struct kt_store_tar *tar; /* opened from an archive: read-only */
 };
 
 /* Directories get search permission wherever they get read permission. */
@@ -224,6 +225,9 @@ int kt_store_repo_lock(struct kt_store_repo *repo, char *errstr, size_t errstr_s
 
 	if (repo->lock_fd >= 0)
 		return 0;
+	if (repo->tar)
+		return kt_seterr(errstr, errstr_size, KT_EUSAGE,
+				 "%s is a snapshot archive, read-only: import it into a repository to change it", repo->path);
 	if (join(path, sizeof(path), repo->path, "lock"))
 		return kt_seterr(errstr, errstr_size, -ENAMETOOLONG, "%s: path too long", repo->path);
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, repo->file_mode);
@@ -341,6 +345,24 @@ int kt_store_repo_open(struct kt_store_repo **out, const char *path,
 	repo->file_mode = mode ? ((mode & 0777) | 0600) : 0600;
 	repo->dir_mode = dir_mode_for(repo->file_mode);
 
+	/* A regular file is a snapshot archive, read in place (archive.c). */
+	if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
+		if (flags) {
+			err = kt_seterr(errstr, errstr_size, KT_EUSAGE,
+					"%s is a snapshot archive: it can be read in place, not written to "
+					"(ktape import it into a repository first)", path);
+			goto fail;
+		}
+		if (!realpath(path, repo->path)) {
+			err = kt_seterr(errstr, errstr_size, -errno, "%s: %s", path, strerror(errno));
+			goto fail;
+		}
+		err = kt_store_tar_open(&repo->tar, repo->path, errstr, errstr_size);
+		if (err)
+			goto fail;
+		*out = repo;
+		return 0;
+	}
 	if (flags & KT_STORE_REPO_CREATE) {
 		err = kt_mkdir_p(path, repo->dir_mode);
 		if (err) {
@@ -406,7 +428,13 @@ void kt_store_repo_destroy(struct kt_store_repo *repo)
 	 * held, and closing the descriptor is what releases the lock. */
 	if (repo->lock_fd >= 0)
 		close(repo->lock_fd);
+	kt_store_tar_destroy(repo->tar);
 	free(repo);
+}
+
+struct kt_store_tar *kt_store_repo_tar(const struct kt_store_repo *repo)
+{
+	return repo->tar;
 }
 
 const char *kt_store_repo_path(const struct kt_store_repo *repo)
@@ -542,6 +570,16 @@ int kt_store_repo_list_snapshots(struct kt_store_repo *repo, char ***ids, size_t
 
 	*ids = NULL;
 	*count = 0;
+	if (repo->tar) {
+		v = calloc(1, sizeof(*v));
+		if (!v || !(v[0] = strdup(kt_store_tar_snapshot_id(repo->tar)))) {
+			free(v);
+			return kt_seterr(errstr, errstr_size, -ENOMEM, "out of memory");
+		}
+		*ids = v;
+		*count = 1;
+		return 0;
+	}
 	if (join(dirpath, sizeof(dirpath), repo->path, "snapshots"))
 		return kt_seterr(errstr, errstr_size, -ENAMETOOLONG, "%s: path too long", repo->path);
 	dir = opendir(dirpath);
@@ -616,7 +654,11 @@ int kt_store_repo_load_snapshot(struct kt_store_repo *repo, const char *id,
 	snprintf(name, sizeof(name), "snapshots/%s.json", id);
 	if (join(path, sizeof(path), repo->path, name))
 		return kt_seterr(errstr, errstr_size, -ENAMETOOLONG, "%s: path too long", repo->path);
-	err = read_whole_file(path, MAX_MANIFEST_BYTES, &text, &len, errstr, errstr_size);
+	if (repo->tar)
+		err = strcmp(id, kt_store_tar_snapshot_id(repo->tar)) != 0 ? KT_ENOTFOUND :
+		      kt_store_tar_read_manifest(repo->tar, &text, &len, errstr, errstr_size);
+	else
+		err = read_whole_file(path, MAX_MANIFEST_BYTES, &text, &len, errstr, errstr_size);
 	if (err == KT_ENOTFOUND)
 		return kt_seterr(errstr, errstr_size, KT_ENOTFOUND, "repository %s has no snapshot %s", repo->path, id);
 	if (err)

@@ -9,4 +9,21 @@
  * can only ever name a file inside snapshots/. */
 int kt_store_snapshot_id_valid(const char *id);
 
+/* An uncompressed snapshot archive (format/archive.md) opened in place as a
+ * read-only repository (archive.c): its entries are indexed by name, and
+ * segments are read as byte ranges of the tar file. */
+struct kt_store_tar;
+
+/* Indexes the archive at path.  A compressed archive is refused with
+ * KT_EUNSUPPORTED (import it first, or export with --compress none). */
+int kt_store_tar_open(struct kt_store_tar **out, const char *path, char *errstr, size_t errstr_size);
+void kt_store_tar_destroy(struct kt_store_tar *tar);
+/* The id of the one snapshot the archive holds. */
+const char *kt_store_tar_snapshot_id(const struct kt_store_tar *tar);
+/* Reads the snapshot manifest into a malloc'd, NUL-terminated buffer. */
+int kt_store_tar_read_manifest(const struct kt_store_tar *tar, char **out, size_t *len,
+			       char *errstr, size_t errstr_size);
+/* The archive behind a repository opened from a .tar, else NULL (repo.c). */
+struct kt_store_tar *kt_store_repo_tar(const struct kt_store_repo *repo);
+
 #endif /* KT_STORE_REPO_PRIV_H */

@@ -109,7 +109,8 @@ static int open_next_segment(struct kt_store_scan *scan, char *errstr, size_t er
 			return kt_seterr(errstr, errstr_size, err == KT_ECORRUPT ? KT_ECORRUPT : err,
 					 "partition %d: segment path \"%s\" is not inside the repository",
 					 scan->part->partition, seg->path);
-		err = kt_store_reader_open(&scan->reader, abs, 0, errstr, errstr_size);
+		/* From the directory, or in place from an archive. */
+		err = kt_store_repo_open_segment(scan->repo, seg->path, 0, &scan->reader, errstr, errstr_size);
 		if (err)
 			return err;
 		scan->reader_path = seg->path;

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* A segment to check, and who references it. */
@@ -40,6 +41,7 @@ struct verify_ctx {
 	pthread_mutex_t lock;       /* guards next, result and callbacks */
 	struct kt_store_verify_result *result;
 	size_t unlisted;            /* segment files no verified snapshot lists */
+	int archive;                /* the repository is an archive read in place */
 };
 
 static void report(struct verify_ctx *ctx, const struct verify_item *item, int64_t block,
@@ -193,13 +195,8 @@ static void verify_one(struct verify_ctx *ctx, const struct verify_item *item)
 	uint64_t bad = 0;
 	int err;
 
-	err = kt_store_repo_abs_path(ctx->repo, item->ref->path, abs, sizeof(abs));
-	if (err) {
-		report(ctx, item, -1, 0, item->ref->records, err, "manifest path '%s' is not inside the repository",
-		       item->ref->path);
-		return;
-	}
-	err = kt_store_reader_open(&reader, abs, KT_STORE_OPEN_NO_INDEX, errstr, sizeof(errstr));
+	err = kt_store_repo_open_segment(ctx->repo, item->ref->path, KT_STORE_OPEN_NO_INDEX, &reader,
+					 errstr, sizeof(errstr));
 	if (err) {
 		report(ctx, item, -1, 0, item->ref->records, err, "%s",
 		       err == -ENOENT ? "segment file is missing" : errstr);
@@ -207,7 +204,12 @@ static void verify_one(struct verify_ctx *ctx, const struct verify_item *item)
 	}
 	const struct kt_store_segment_info *info = kt_store_reader_info(reader);
 	check_against_manifest(ctx, item, info);
-	int index_reported = check_index(ctx, item, abs, reader);
+	/* An archive read in place has its indexes, but they are never used
+	 * there (segments are read through their seek tables), and repairing
+	 * them would mean writing into the archive. */
+	int index_reported = 0;
+	if (!ctx->archive && kt_store_repo_abs_path(ctx->repo, item->ref->path, abs, sizeof(abs)) == 0)
+		index_reported = check_index(ctx, item, abs, reader);
 	err = kt_store_reader_verify(reader, &bad, errstr, sizeof(errstr));
 	if (err && report_bad_blocks(ctx, item, reader) == 0 && !index_reported) {
 		/* The reader saw a problem no single block explains (the index,
@@ -418,6 +420,10 @@ int kt_store_repo_verify(struct kt_store_repo *repo, char *const *ids, size_t id
 	ctx.opts = opts;
 	ctx.result = result;
 	pthread_mutex_init(&ctx.lock, NULL);
+	{
+		struct stat st;
+		ctx.archive = stat(kt_store_repo_path(repo), &st) == 0 && S_ISREG(st.st_mode);
+	}
 
 	if (!ids) {
 		err = kt_store_repo_list_snapshots(repo, &listed, &listed_count, errstr, errstr_size);

@@ -2,7 +2,8 @@
 # ktape export and import on a repository made by a real capture: a file
 # archive and a piped one (-o - | import -) each give a repository that
 # verifies clean and whose `ktape cat` equals the original's; compressed
-# archives too; importing twice is harmless.  A torn archive and archives
+# archives too; importing twice is harmless.  An uncompressed archive is
+# read in place by cat, verify and ls; a compressed one is refused clearly.  A torn archive and archives
 # with entries that would escape the repository (../, absolute, symlink)
 # are refused with nothing published and nothing written outside.
 . "$(dirname "$0")/lib.sh"
@@ -44,6 +45,16 @@ same_as_original "$T/imported"
 same_as_original "$T/imported"
 pass "export -> import -> verify clean, cat equal; importing twice is harmless"
 
+# An uncompressed archive is a read-only repository, read in place.
+"$KTAPE" verify -r "$T/snap.tar" 2>"$T/v.err" || fail "verify -r snap.tar: $(cat "$T/v.err")"
+grep -q "1 snapshot(s).*clean" "$T/v.err" || fail "verify -r snap.tar: $(cat "$T/v.err")"
+for t in "${topics[@]}"; do
+	"$KTAPE" cat -r "$T/snap.tar" -t "$t" >"$T/tar.$t" || fail "cat -r snap.tar -t $t failed"
+	cmp -s "$T/orig.$t" "$T/tar.$t" || fail "cat -r snap.tar -t $t differs from the repository's"
+done
+[ "$("$KTAPE" ls -r "$T/snap.tar" | sed -n 2p | awk '{print $1}')" = "$SNAP" ] || fail "ls -r snap.tar"
+pass "cat, verify and ls read the uncompressed archive in place"
+
 "$KTAPE" export -r "$REPO" -s "$SNAP" -o - 2>/dev/null | "$KTAPE" import - -r "$T/piped" 2>/dev/null ||
 	fail "export -o - | import - failed"
 same_as_original "$T/piped"
@@ -55,6 +66,11 @@ for c in zstd gzip; do
 	same_as_original "$T/imported-$c"
 done
 [ "$(stat -c %s "$T/snap.tar.zstd")" -lt "$(stat -c %s "$T/snap.tar")" ] || fail "zstd did not make the archive smaller"
+rc=0
+"$KTAPE" cat -r "$T/snap.tar.zstd" -t audit_events >/dev/null 2>"$T/z.err" || rc=$?
+[ "$rc" -eq 1 ] && grep -q "import it first.*--compress none" "$T/z.err" ||
+	fail "cat of a compressed archive: exit $rc, $(cat "$T/z.err")"
+expect_status 2 "$KTAPE" prune -r "$T/snap.tar" --keep-last 1
 pass "zstd and gzip compressed archives round-trip"
 
 # Expects import of $1 into a fresh repository to fail with exit $2 and a

@@ -195,12 +195,142 @@ static void test_import_of_a_torn_archive_publishes_nothing(void **state)
 	fixture_rmrf(dst);
 }
 
+/* Exports the snapshot to path with the given compression. */
+static void export_to(struct kt_store_repo *repo, const char *id, const char *path, int compression)
+{
+	char errstr[512];
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+	assert_true(fd >= 0);
+	assert_int_equal(kt_store_repo_export(repo, id, fd, compression, errstr, sizeof(errstr)), 0);
+	close(fd);
+}
+
+static void count_problem(void *opaque, const struct kt_store_verify_problem *problem)
+{
+	int64_t *block = opaque;
+
+	*block = problem->block;
+}
+
+static void test_uncompressed_archive_reads_in_place_like_the_repository(void **state)
+{
+	char src[256], tarpath[300], errstr[512];
+	struct kt_store_repo *dir = NULL, *tar = NULL;
+	struct kt_store_snapshot *snap, *loaded = NULL;
+	struct kt_store_verify_opts vopts = { 0 };
+	struct kt_store_verify_result vres;
+	char **ids = NULL;
+	size_t n = 0;
+	uint64_t rd, rt;
+
+	(void)state;
+	fixture_tmpdir(src, sizeof(src), "arch_inplace");
+	snprintf(tarpath, sizeof(tarpath), "%s/snap.tar", src);
+	assert_int_equal(kt_store_repo_open(&dir, src, KT_STORE_REPO_CREATE | KT_STORE_REPO_LOCK, 0, errstr, sizeof(errstr)), 0);
+	snap = fixture_full_snapshot(dir, "orders", 3, 300, 1700000000000LL, errstr, sizeof(errstr));
+	assert_non_null(snap);
+	export_to(dir, snap->id, tarpath, KT_ARCHIVE_NONE);
+
+	assert_int_equal(kt_store_repo_open(&tar, tarpath, 0, 0, errstr, sizeof(errstr)), 0);
+	assert_int_equal(kt_store_repo_list_snapshots(tar, &ids, &n, errstr, sizeof(errstr)), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(ids[0], snap->id);
+	kt_store_strv_free(ids, n);
+	assert_int_equal(kt_store_repo_load_snapshot(tar, "latest", &loaded, errstr, sizeof(errstr)), 0);
+	assert_string_equal(loaded->id, snap->id);
+	kt_store_snapshot_destroy(loaded);
+	assert_int_equal(snapshot_digest(dir, snap->id, &rd), snapshot_digest(tar, snap->id, &rt));
+	assert_int_equal(rt, 900);
+	assert_int_equal(kt_store_repo_verify(tar, NULL, 0, &vopts, &vres, errstr, sizeof(errstr)), 0);
+	assert_int_equal(vres.segments, 3);
+	assert_int_equal(vres.records, 900);
+	assert_int_equal(vres.problems, 0);
+	kt_store_snapshot_destroy(snap);
+	kt_store_repo_destroy(tar);
+	kt_store_repo_destroy(dir);
+	fixture_rmrf(src);
+}
+
+static void test_archive_in_place_is_read_only_and_compressed_is_refused(void **state)
+{
+	char src[256], tarpath[300], zpath[300], errstr[512];
+	struct kt_store_repo *dir = NULL, *tar = NULL;
+	struct kt_store_snapshot *snap;
+
+	(void)state;
+	fixture_tmpdir(src, sizeof(src), "arch_ro");
+	snprintf(tarpath, sizeof(tarpath), "%s/snap.tar", src);
+	snprintf(zpath, sizeof(zpath), "%s/snap.tar.zst", src);
+	assert_int_equal(kt_store_repo_open(&dir, src, KT_STORE_REPO_CREATE | KT_STORE_REPO_LOCK, 0, errstr, sizeof(errstr)), 0);
+	snap = fixture_full_snapshot(dir, "orders", 1, 50, 1700000000000LL, errstr, sizeof(errstr));
+	assert_non_null(snap);
+	export_to(dir, snap->id, tarpath, KT_ARCHIVE_NONE);
+	export_to(dir, snap->id, zpath, KT_ARCHIVE_ZSTD);
+
+	assert_int_equal(kt_store_repo_open(&tar, tarpath, KT_STORE_REPO_LOCK, 0, errstr, sizeof(errstr)), KT_EUSAGE);
+	assert_null(tar);
+	assert_int_equal(kt_store_repo_open(&tar, tarpath, 0, 0, errstr, sizeof(errstr)), 0);
+	assert_int_equal(kt_store_repo_lock(tar, errstr, sizeof(errstr)), KT_EUSAGE);
+	assert_non_null(strstr(errstr, "read-only"));
+	kt_store_repo_destroy(tar);
+	tar = NULL;
+	assert_int_equal(kt_store_repo_open(&tar, zpath, 0, 0, errstr, sizeof(errstr)), KT_EUNSUPPORTED);
+	assert_non_null(strstr(errstr, "import it first"));
+	assert_non_null(strstr(errstr, "--compress none"));
+	kt_store_snapshot_destroy(snap);
+	kt_store_repo_destroy(dir);
+	fixture_rmrf(src);
+}
+
+static void test_damage_inside_an_archive_is_found_in_place(void **state)
+{
+	char src[256], tarpath[300], errstr[512];
+	struct kt_store_repo *dir = NULL, *tar = NULL;
+	struct kt_store_snapshot *snap;
+	struct kt_store_verify_opts vopts = { 0 };
+	struct kt_store_verify_result vres;
+	int64_t bad_block = -2;
+	struct stat st;
+	char byte;
+
+	(void)state;
+	fixture_tmpdir(src, sizeof(src), "arch_dmg");
+	snprintf(tarpath, sizeof(tarpath), "%s/snap.tar", src);
+	assert_int_equal(kt_store_repo_open(&dir, src, KT_STORE_REPO_CREATE | KT_STORE_REPO_LOCK, 0, errstr, sizeof(errstr)), 0);
+	snap = fixture_full_snapshot(dir, "orders", 1, 600, 1700000000000LL, errstr, sizeof(errstr));
+	assert_non_null(snap);
+	export_to(dir, snap->id, tarpath, KT_ARCHIVE_NONE);
+	/* The segment is the archive's biggest entry: its middle is in a
+	 * block's payload. */
+	assert_int_equal(stat(tarpath, &st), 0);
+	int fd = open(tarpath, O_RDWR);
+	assert_int_equal(pread(fd, &byte, 1, st.st_size / 2), 1);
+	byte ^= 0x40;
+	assert_int_equal(pwrite(fd, &byte, 1, st.st_size / 2), 1);
+	close(fd);
+	assert_int_equal(kt_store_repo_open(&tar, tarpath, 0, 0, errstr, sizeof(errstr)), 0);
+	vopts.on_problem = count_problem;
+	vopts.opaque = &bad_block;
+	assert_int_equal(kt_store_repo_verify(tar, NULL, 0, &vopts, &vres, errstr, sizeof(errstr)), KT_ECORRUPT);
+	assert_int_equal(vres.problems, 1);
+	assert_true(bad_block > 0);
+	assert_true(vres.records_affected > 0 && vres.records_affected < 600);
+	kt_store_snapshot_destroy(snap);
+	kt_store_repo_destroy(tar);
+	kt_store_repo_destroy(dir);
+	fixture_rmrf(src);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_archive_round_trip_preserves_every_record),
 		cmocka_unit_test(test_import_refuses_entries_that_escape_the_repository),
 		cmocka_unit_test(test_import_of_a_torn_archive_publishes_nothing),
+		cmocka_unit_test(test_uncompressed_archive_reads_in_place_like_the_repository),
+		cmocka_unit_test(test_archive_in_place_is_read_only_and_compressed_is_refused),
+		cmocka_unit_test(test_damage_inside_an_archive_is_found_in_place),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
