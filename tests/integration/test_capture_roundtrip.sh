@@ -73,7 +73,9 @@ grep -q "$BOOTSTRAP" "$manifest" || fail "manifest does not name its source"
 # More data, then an incremental capture adds exactly the new records.
 "$KTAPE" gen -b "$BOOTSTRAP" -t audit_events -n 300 --seed 900 >/dev/null
 seq 1 77 | kcat_produce idle -p 1
-capture -t '^.*' --json >"$T/second.json" 2>"$T/second.err" || { cat "$T/second.err" >&2; fail "second capture failed"; }
+capture -t '^.*' --groups '^audit' --json >"$T/second.json" 2>"$T/second.err" || { cat "$T/second.err" >&2; fail "second capture failed"; }
+[ "$(grep -c "could not list consumer groups.*needs an explicit --group list" "$T/second.err")" -eq 1 ] ||
+	fail "--groups on a broker without ListConsumerGroups: expected one warning: $(cat "$T/second.err")"
 [ "$(jq -r .kind "$T/second.json")" = incremental ] || fail "second snapshot is not incremental"
 [ "$(jq -r .parent "$T/second.json")" = "$(jq -r .snapshot "$T/first.json")" ] || fail "wrong parent"
 [ "$(jq -r .records "$T/second.json")" -eq 377 ] || fail "incremental captured $(jq -r .records "$T/second.json") records, expected 377"
