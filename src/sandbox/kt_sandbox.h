@@ -9,9 +9,10 @@
  *     a text control protocol for fault injection (`ktape sandbox`).
  *  2. struct kt_sandbox_kconf: the librdkafka client configuration every
  *     broker-facing CLI command builds from `-X key=value` and
- *     `-F file.properties`, exactly as kcat does.  Capture, restore, replay
- *     and gen all use it, so that flags, file syntax and error messages are
- *     the same everywhere and a secret value is never echoed.
+ *     `-F file.properties`, exactly as kcat does.  It is meant for every
+ *     such command (capture, restore, replay, gen), so that flags, file
+ *     syntax and error messages are the same everywhere and a secret value
+ *     is never echoed.
  *  3. struct kt_gen: the deterministic record generator behind `ktape gen`.
  *
  * Ownership: every *_create has a matching *_destroy that accepts NULL.
