@@ -67,9 +67,12 @@ SANDBOX_CTL=
 
 # True while pid runs; a process that exited but was not reaped yet (a
 # zombie) counts as gone, which kill -0 alone would not say.
+# /proc rather than ps(1), which minimal CI images may lack.
 _kt_alive() {
 	local st
-	st=$(ps -o stat= -p "$1" 2>/dev/null) && [ "${st:0:1}" != Z ]
+	st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	st=${st##*) }
+	[ "${st:0:1}" != Z ]
 }
 
 _kt_cleanup() {
