@@ -81,7 +81,7 @@ int kt_cli_cmd_verify(int argc, char **argv)
 	char **ids = NULL, *latest[1] = { (char *)"latest" };
 	size_t id_count = 0;
 	int all = 0, c, err, rc = KT_EXIT_FAILURE;
-	char errstr[1024];
+	char errstr[1024] = "";
 
 	ids = calloc((size_t)argc, sizeof(*ids));
 	if (!ids)
@@ -142,7 +142,9 @@ int kt_cli_cmd_verify(int argc, char **argv)
 	vopts.opaque = &vo;
 	err = kt_store_repo_verify(repo, all ? NULL : id_count ? ids : latest, all ? 0 : id_count ? id_count : 1,
 				   &vopts, &res, errstr, sizeof(errstr));
-	if (err && err != KT_ECORRUPT) {
+	/* KT_ECORRUPT with no problem reported is a manifest that cannot be
+	 * read at all: errstr names it, and a summary of zeros would not. */
+	if (err && (err != KT_ECORRUPT || res.problems == 0)) {
 		kt_cli_error("verify", "%s", errstr);
 		rc = kt_cli_exit_for(err);
 		goto out;
