@@ -1,0 +1,234 @@
+#!/usr/bin/env bash
+# tests/chaos/crashloop.sh - kill `ktape capture`, `ktape restore` and
+# `ktape prune` with SIGKILL at seeded random moments, rerun each time, and
+# check at the end that nothing was lost or duplicated.
+#
+#   KTAPE=build/ktape tests/chaos/crashloop.sh [--kills N] [--seed S]
+#       [--commands capture,restore,prune] [--chunk RECORDS]
+#
+# The long form (the default, 50 kills of each command) runs by hand; CI
+# runs a short one through tests/integration/test_chaos_crashloop.sh.
+# Everything random (kill delays, record contents) comes from --seed, so a
+# failure is rerun with the same seed; the moments still depend on the
+# machine's speed, so the last line prints where each kill landed.
+#
+# capture: each round produces --chunk more records into two topics, starts
+#   a capture, and kills it after a delay drawn from [0, 1.1 x the time an
+#   uninterrupted capture of one chunk took].  After every kill all earlier
+#   snapshots must verify.  A final capture must succeed, the whole chain
+#   must verify, and `ktape cat` of each topic must equal kcat's dump of the
+#   topic (offsets included): every record exactly once across the chain.
+# restore: the chain is restored into a second sandbox, rate-limited so that
+#   a run lasts longer than the kill delays; each run is killed and the same
+#   command rerun.  A final run without the rate limit must succeed and
+#   kcat's dump of the target must equal the source's (offsets included).
+# prune: a copy of the repository is pruned to its newest snapshot, killed
+#   at a random moment within the time one prune takes, verified, pruned
+#   again, and compared with an uninterrupted prune's result (the CI test
+#   tests/integration/test_tools_prune.sh does 20 of these).
+set -euo pipefail
+
+KILLS=50
+SEED=1
+COMMANDS=capture,restore,prune
+CHUNK=2000
+
+usage() {
+	sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2
+	exit 2
+}
+while [ $# -gt 0 ]; do
+	case $1 in
+	--kills) KILLS=${2:?}; shift 2 ;;
+	--seed) SEED=${2:?}; shift 2 ;;
+	--commands) COMMANDS=${2:?}; shift 2 ;;
+	--chunk) CHUNK=${2:?}; shift 2 ;;
+	-h | --help) usage ;;
+	*) echo "crashloop.sh: unknown argument '$1'" >&2; usage ;;
+	esac
+done
+case $KILLS$SEED$CHUNK in *[!0-9]*) echo "crashloop.sh: --kills, --seed and --chunk take numbers" >&2; exit 2 ;; esac
+[ "$KILLS" -ge 1 ] && [ "$CHUNK" -ge 1 ] || { echo "crashloop.sh: --kills and --chunk must be at least 1" >&2; exit 2; }
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+: "${KTAPE:=$root/build/ktape}"
+export KTAPE
+# shellcheck source=../integration/lib.sh
+. "$root/tests/integration/lib.sh"
+require_cmd kcat jq
+
+wants() { case ,$COMMANDS, in *,"$1",*) return 0 ;; *) return 1 ;; esac; }
+wants capture || wants restore || wants prune || fail "--commands names none of capture, restore, prune"
+
+RANDOM=$SEED
+# A delay in seconds drawn uniformly from [0, MAX_MS) milliseconds.
+draw_delay() {
+	local ms=$(((RANDOM * 32768 + RANDOM) % $1))
+	printf '%d.%03d' $((ms / 1000)) $((ms % 1000))
+}
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+# Runs KTAPE ARGS... in the background, kills it with SIGKILL after DELAY
+# seconds and sets $rc to its exit status (137 when the kill landed, 0 when
+# it had finished first).  exec makes $! the ktape process itself.
+run_and_kill() {
+	local delay=$1 pid
+	shift
+	(exec "$KTAPE" "$@") >"$T/run.out" 2>"$T/run.err" &
+	pid=$!
+	sleep "$delay"
+	kill -KILL "$pid" 2>/dev/null || true
+	rc=0
+	{ wait "$pid"; } 2>/dev/null || rc=$?
+}
+snapshot_count() { find "$1/snapshots" -name '*.json' 2>/dev/null | wc -l; }
+verify_all() {
+	"$KTAPE" verify -r "$1" --all >"$T/verify.out" 2>&1 ||
+		fail "$2: the repository does not verify: $(tail -n 5 "$T/verify.out")"
+}
+
+started=$(now_ms)
+REPO=$T/repo
+TOPICS=(ca cb)
+summary=()
+
+start_sandbox -n 3 --topic ca:3 --topic cb:2
+SRC=$BOOTSTRAP
+SRC_CTL=$SANDBOX_CTL
+produced=0
+# Records in many small batches: the mock returns one batch per partition
+# per fetch, so with a round-trip delay a capture lasts long enough (about
+# a second per chunk) for kills to land inside it.
+produce_chunk() {
+	local round=$1 b topic
+	for b in 1 2 3; do sandbox_ctl broker rtt "$b" 0 >/dev/null; done
+	for topic in "${TOPICS[@]}"; do
+		"$KTAPE" gen -b "$SRC" -t "$topic" -n "$CHUNK" --seed $((SEED * 10000 + round)) \
+			--keys 300 --null-keys 5% --tombstones 5% --headers 2 --null-headers 20% \
+			--binary 10% --size 20-200 -X batch.num.messages=20 -X linger.ms=0 \
+			>"$T/gen.out" 2>&1 || fail "ktape gen into $topic failed: $(cat "$T/gen.out")"
+	done
+	produced=$((produced + CHUNK))
+	for b in 1 2 3; do sandbox_ctl broker rtt "$b" 20 >/dev/null; done
+}
+CAPTURE=(-q capture -b "$SRC" -r "$REPO" -t ca -t cb --no-progress --admin-timeout 200ms --timeout 10s)
+
+# ---- capture ------------------------------------------------------------------
+if wants capture || wants restore || wants prune; then
+	produce_chunk 0
+	t0=$(now_ms)
+	"$KTAPE" "${CAPTURE[@]}" >/dev/null 2>"$T/cap0.err" || fail "the first capture failed: $(cat "$T/cap0.err")"
+	cap_span=$(($(now_ms) - t0))
+	note "one capture of $CHUNK records per topic takes ${cap_span} ms"
+fi
+if wants capture; then
+	phase=$(now_ms)
+	mid=0 committed=0 finished=0 backlog=0
+	for i in $(seq "$KILLS"); do
+		produce_chunk "$i"
+		backlog=$((backlog + 1))
+		before=$(snapshot_count "$REPO")
+		# A killed capture commits nothing, so its chunks wait for the next
+		# run: the delay scales with what is pending, and its range reaches
+		# past the run's end so that some kills land after the commit.
+		delay=$(draw_delay $((cap_span * backlog * 13 / 10)))
+		run_and_kill "$delay" "${CAPTURE[@]}"
+		after=$(snapshot_count "$REPO")
+		[ "$after" -eq "$before" ] || backlog=0
+		case $rc in
+		137) if [ "$after" -gt "$before" ]; then committed=$((committed + 1)); else mid=$((mid + 1)); fi ;;
+		0) finished=$((finished + 1)) ;;
+		*) fail "capture round $i (kill after ${delay}s): exit $rc: $(tail -n 5 "$T/run.err")" ;;
+		esac
+		verify_all "$REPO" "capture round $i (killed after ${delay}s)"
+	done
+	"$KTAPE" "${CAPTURE[@]}" >/dev/null 2>"$T/final.err" || fail "the capture after the kills failed: $(cat "$T/final.err")"
+	verify_all "$REPO" "after the capture kills"
+	for topic in "${TOPICS[@]}"; do
+		BOOTSTRAP=$SRC kcat_dump "$topic" >"$T/$topic.src"
+		"$KTAPE" cat -r "$REPO" -t "$topic" >"$T/$topic.cat" || fail "ktape cat -t $topic failed"
+		[ "$(wc -l <"$T/$topic.cat")" -eq "$produced" ] ||
+			fail "$topic: the chain holds $(wc -l <"$T/$topic.cat") records, $produced were produced"
+		expect_same "$T/$topic.src" "$T/$topic.cat"
+	done
+	pass "capture: $KILLS SIGKILLs ($mid before the commit, $committed after it, $finished after the run ended); the chain of $(snapshot_count "$REPO") snapshots verifies and holds each of the $((produced * 2)) records exactly once"
+	summary+=("capture $KILLS kills: $mid mid-run, $committed after commit, $finished after exit, $(($(now_ms) - phase)) ms")
+fi
+
+# ---- restore ------------------------------------------------------------------
+if wants restore; then
+	for topic in "${TOPICS[@]}"; do
+		BOOTSTRAP=$SRC kcat_dump "$topic" >"$T/$topic.src"
+	done
+	phase=$(now_ms)
+	total=$(jq '[.topics[].partitions[].records] | add' "$(ls "$REPO"/snapshots/*.json | tail -n 1)")
+	start_sandbox -n 3 --from-snapshot "$REPO"
+	DST=$BOOTSTRAP
+	# Kill delays are drawn from [0, 1.5 s); at this rate the kills together
+	# send about three quarters of the records, so most land mid-way.
+	rate=$((total / KILLS + 1))
+	[ "$rate" -ge 200 ] || rate=200
+	RESTORE=(-q restore -b "$DST" -r "$REPO" --no-progress --timeout 10s)
+	mid=0 finished=0
+	for i in $(seq "$KILLS"); do
+		delay=$(draw_delay 1500)
+		run_and_kill "$delay" "${RESTORE[@]}" --max-rate "$rate"
+		case $rc in
+		137) mid=$((mid + 1)) ;;
+		0) finished=$((finished + 1)) ;;
+		*) fail "restore round $i (kill after ${delay}s): exit $rc: $(tail -n 5 "$T/run.err")" ;;
+		esac
+	done
+	"$KTAPE" "${RESTORE[@]}" --json >"$T/restore.json" 2>"$T/restore.err" ||
+		fail "the restore after the kills failed: $(cat "$T/restore.err")"
+	jq -e --argjson n "$total" '.records_skipped + .records_sent == $n' "$T/restore.json" >/dev/null ||
+		fail "the final restore does not account for $total records: $(cat "$T/restore.json")"
+	for topic in "${TOPICS[@]}"; do
+		BOOTSTRAP=$DST kcat_dump "$topic" >"$T/$topic.dst"
+		expect_same "$T/$topic.src" "$T/$topic.dst"
+	done
+	runs=$(jq -s '[.[].runs] | max' "$REPO"/restores/*/checkpoint.json)
+	pass "restore: $KILLS SIGKILLs ($mid mid-run, $finished after it ended), $runs runs of one restore; the target holds each of the $total records exactly once at its source offset"
+	summary+=("restore $KILLS kills: $mid mid-run, $finished after exit, rate $rate/s, $(($(now_ms) - phase)) ms")
+fi
+
+# ---- prune --------------------------------------------------------------------
+if wants prune; then
+	phase=$(now_ms)
+	PREPO=$T/prune
+	# Without the capture rounds there is one snapshot: add a few.
+	for i in 1 2 3; do
+		[ "$(snapshot_count "$REPO")" -lt 4 ] || break
+		produce_chunk $((1000 + i))
+		"$KTAPE" "${CAPTURE[@]}" >/dev/null 2>"$T/cap.err" || fail "capture for prune failed: $(cat "$T/cap.err")"
+	done
+	# The restore record is not part of what prune manages; copy without it.
+	rm -rf "$T/base" && cp -a "$REPO" "$T/base" && rm -rf "$T/base/restores"
+	nsnap=$(snapshot_count "$T/base")
+	rm -rf "$PREPO" && cp -a "$T/base" "$PREPO"
+	t0=$(now_ms)
+	"$KTAPE" -q prune -r "$PREPO" --keep-last 1 >/dev/null 2>&1 || fail "the reference prune failed"
+	prune_span=$(($(now_ms) - t0))
+	mv "$PREPO" "$T/reference"
+	listing() { (cd "$1" && find snapshots segments -type f | sort); }
+	listing "$T/reference" >"$T/reference.files"
+	mid=0 finished=0
+	for i in $(seq "$KILLS"); do
+		rm -rf "$PREPO" && cp -a "$T/base" "$PREPO"
+		delay=$(draw_delay $((prune_span + 1)))
+		run_and_kill "$delay" -q prune -r "$PREPO" --keep-last 1
+		case $rc in
+		137) mid=$((mid + 1)) ;;
+		0) finished=$((finished + 1)) ;;
+		*) fail "prune round $i: exit $rc: $(cat "$T/run.err")" ;;
+		esac
+		verify_all "$PREPO" "prune round $i (killed after ${delay}s)"
+		"$KTAPE" -q prune -r "$PREPO" --keep-last 1 >/dev/null 2>"$T/prune.err" ||
+			fail "prune round $i: the rerun failed: $(cat "$T/prune.err")"
+		listing "$PREPO" | cmp -s - "$T/reference.files" ||
+			fail "prune round $i: the rerun left other files than an uninterrupted prune"
+	done
+	pass "prune: $KILLS SIGKILLs within its ${prune_span} ms ($mid mid-run, $finished after it ended) from $nsnap snapshots; each time every remaining snapshot verified and the rerun ended where an uninterrupted prune does"
+	summary+=("prune $KILLS kills: $mid mid-run, $finished after exit, $(($(now_ms) - phase)) ms")
+fi
+
+note "crashloop seed $SEED, chunk $CHUNK, $(($(now_ms) - started)) ms: $(IFS=';'; echo "${summary[*]}" | sed 's/;/; /g')"
