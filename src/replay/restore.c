@@ -1776,6 +1776,11 @@ static void count_gaps(struct kt_replay *rp)
 				       part->sp->gaps[g].reason ? part->sp->gaps[g].reason : "retention");
 			}
 		}
+		if (!part->sp->complete)
+			kt_log(rp->opts.log, KT_LOG_WARN,
+			       "%s[%" PRId32 "]: snapshot %s is partial here: it stopped at offset %" PRId64
+			       " and only what it holds is restored", part->topic->source,
+			       part->sp->partition, rp->snap->id, part->sp->end_offset);
 		if (part->from_offset == KT_REPLAY_NO_BOUND_LO && part->to_offset == KT_REPLAY_NO_BOUND_HI &&
 		    rp->plan->from_time == KT_REPLAY_NO_BOUND_LO && rp->plan->to_time == KT_REPLAY_NO_BOUND_HI)
 			rp->records_planned += part->sp->records;
