@@ -181,6 +181,9 @@ static int teardown(void **state)
 	return 0;
 }
 
+/* --segment-size of the next captures; tests that roll segments lower it. */
+static uint64_t segment_size = 256u << 20;
+
 static int capture(struct fixture *fx, const char *const *topics, size_t topic_count,
 		   const char *const *groups, size_t group_count,
 		   void (*on_progress)(void *, const struct kt_capture_progress *), void *opaque,
@@ -207,6 +210,7 @@ static int capture(struct fixture *fx, const char *const *topics, size_t topic_c
 	opts.opaque = opaque;
 	opts.progress_interval_ms = 1;
 	opts.block_size = 16384; /* many blocks, so that block edges are crossed */
+	opts.segment_size = segment_size;
 	assert_int_equal(kt_capture_create(&cap, &opts, errstr, sizeof(errstr)), 0);
 	if (on_progress)
 		*(struct kt_capture **)opaque = cap;
@@ -469,6 +473,35 @@ static void test_capture_interrupted_then_continued_loses_nothing(void **state)
 	assert_orders(fx, 8000);
 }
 
+static void test_capture_rolls_segments_past_segment_size(void **state)
+{
+	struct fixture *fx = *state;
+	const char *topics[] = { "orders" };
+	struct kt_capture_summary s;
+	struct kt_store_repo *repo = NULL;
+	struct kt_store_snapshot *snap;
+	const struct kt_store_topic *topic;
+
+	produce_range(fx, "orders", 0, 3000);
+	segment_size = 64u << 10;
+	assert_int_equal(capture(fx, topics, 1, NULL, 0, NULL, NULL, &s), 0);
+	segment_size = 256u << 20;
+	assert_true(s.segments > 2 * PARTS);
+	snap = load_latest(fx, &repo);
+	topic = kt_store_snapshot_find_topic(snap, "orders");
+	for (size_t p = 0; p < topic->n_partitions; p++) {
+		const struct kt_store_partition *part = &topic->partitions[p];
+
+		assert_true(part->segment_count > 1);
+		/* The chain is contiguous: each segment starts after the last. */
+		for (size_t i = 1; i < part->segment_count; i++)
+			assert_int_equal(part->segments[i].first_offset, part->segments[i - 1].last_offset + 1);
+	}
+	kt_store_snapshot_destroy(snap);
+	kt_store_repo_destroy(repo);
+	assert_orders(fx, 3000);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -478,6 +511,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_capture_records_committed_group_offsets, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_capture_interrupted_then_continued_loses_nothing, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_capture_rolls_segments_past_segment_size, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
