@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# ktape replay --max-rate / --max-bytes-rate, judged with a wall clock and
+# kcat (the token bucket itself is unit-tested on a fake clock in
+# tests/unit/test_replay_ratelimit.c; this is the coarse end-to-end check):
+# --max-rate R over N records takes about N/R seconds, --max-bytes-rate B
+# over the bytes sent takes about bytes/B, and every record arrives.
+. "$(dirname "$0")/lib.sh"
+require_cmd kcat jq
+
+now_ms() { date +%s%3N; }
+count() { kcat -C -b "$BOOTSTRAP" -t "$1" -e -q -f 'x\n' | wc -l; }
+
+start_sandbox --topic events:3
+"$KTAPE" gen -b "$BOOTSTRAP" -t events -n 1000 --keys 100 --size 150-250 >/dev/null
+"$KTAPE" capture -b "$BOOTSTRAP" -r "$T/repo" -t events >"$T/capture.out" 2>&1 ||
+	fail "capture failed: $(cat "$T/capture.out")"
+stop_sandbox
+start_sandbox --topic events:3 --topic bytes.events:3
+
+# 1000 records at 500/s: the bucket starts with a twentieth of a second's
+# worth, so (1000 - 25) / 500 = 1.95 s.
+start=$(now_ms)
+"$KTAPE" replay -b "$BOOTSTRAP" -r "$T/repo" --pace none --max-rate 500 --json >"$T/rate.json" ||
+	fail "replay --max-rate failed"
+elapsed=$(($(now_ms) - start))
+note "1000 records at --max-rate 500: ${elapsed} ms"
+[ "$elapsed" -ge 1850 ] || fail "--max-rate 500 sent 1000 records in ${elapsed} ms, faster than the limit"
+[ "$elapsed" -le 4500 ] || fail "--max-rate 500 took ${elapsed} ms for 1000 records, far above 1.95 s"
+[ "$(count events)" -eq 1000 ] || fail "target holds $(count events) records, want 1000"
+pass "--max-rate 500 sent 1000 records in ${elapsed} ms (1.95 s expected)"
+
+# The same records limited to 100 KiB/s of key, value and header bytes.
+start=$(now_ms)
+"$KTAPE" replay -b "$BOOTSTRAP" -r "$T/repo" --prefix bytes. --pace none --max-bytes-rate 100K \
+	--json >"$T/bytes.json" || fail "replay --max-bytes-rate failed"
+elapsed=$(($(now_ms) - start))
+bytes=$(jq .bytes_sent "$T/bytes.json")
+want=$(((bytes - 102400 / 20) * 1000 / 102400))
+note "$bytes bytes at --max-bytes-rate 100K: ${elapsed} ms (${want} ms expected)"
+[ "$elapsed" -ge $((want * 95 / 100)) ] || fail "--max-bytes-rate 100K took ${elapsed} ms, less than ${want} ms"
+[ "$elapsed" -le $((want * 2 + 1500)) ] || fail "--max-bytes-rate 100K took ${elapsed} ms, far above ${want} ms"
+[ "$(count bytes.events)" -eq 1000 ] || fail "target holds $(count bytes.events) records, want 1000"
+pass "--max-bytes-rate 100K sent $bytes bytes in ${elapsed} ms (${want} ms expected)"
+
+# Bad rates are usage errors before anything is sent.
+expect_status 2 "$KTAPE" replay -b "$BOOTSTRAP" -r "$T/repo" --max-rate 0
+expect_status 2 "$KTAPE" replay -b "$BOOTSTRAP" -r "$T/repo" --max-bytes-rate fast
+expect_status 2 "$KTAPE" replay -b "$BOOTSTRAP" -r "$T/repo" --speed -1
+pass "bad rates and speeds are refused with exit 2"
