@@ -25,10 +25,9 @@ static void prune_usage(FILE *out)
 
 static int parse_count(const char *flag, const char *text, unsigned *out)
 {
-	char *end;
-	long n = strtol(text, &end, 10);
+	uint64_t n;
 
-	if (*end || end == text || n < 0 || n > 1000000) {
+	if (kt_parse_u64(text, 1000000, &n)) {
 		kt_cli_error("prune", "%s wants a number of snapshots, not '%s'", flag, text);
 		return -1;
 	}

@@ -101,7 +101,9 @@ static int topic_list_add(struct topic_list *list, const struct kt_sandbox_topic
 static int add_topic_text(struct topic_list *list, const char *text, const char *where)
 {
 	struct kt_sandbox_topic_spec spec;
-	char errstr[512];
+	/* Room for a message that quotes a 249-byte name twice and still
+	 * ends with the reason. */
+	char errstr[2048];
 	int err;
 
 	err = kt_sandbox_parse_topic_spec(text, &spec, errstr, sizeof(errstr));
@@ -602,9 +604,8 @@ int kt_cli_cmd_sandbox(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "n:t:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'n': {
-			char *end;
-			long v = strtol(optarg, &end, 10);
-			if (*optarg == '\0' || *end || v < 1 || v > KT_SANDBOX_MAX_BROKERS) {
+			int64_t v;
+			if (kt_parse_i64(optarg, 1, KT_SANDBOX_MAX_BROKERS, &v)) {
 				kt_cli_error(CMD, "--brokers '%s' is not a number from 1 to %d", optarg,
 					     KT_SANDBOX_MAX_BROKERS);
 				err = KT_EUSAGE;

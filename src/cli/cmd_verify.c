@@ -101,9 +101,8 @@ int kt_cli_cmd_verify(int argc, char **argv)
 			vopts.repair = 1;
 			break;
 		case 'j': {
-			char *end;
-			long n = strtol(optarg, &end, 10);
-			if (*end || n < 1 || n > 1024) {
+			uint64_t n;
+			if (kt_parse_u64(optarg, 1024, &n) || n < 1) {
 				kt_cli_error("verify", "--threads wants a number from 1 to 1024, not '%s'", optarg);
 				rc = kt_cli_usage_error("verify");
 				goto out;

@@ -90,6 +90,12 @@ int kt_parse_time_ms(const char *text, int64_t *out_ms);
 /* Formats epoch ms as ISO-8601 UTC with milliseconds into buf (>= 32 bytes). */
 void kt_format_time_ms(int64_t ms, char *buf, size_t buf_size);
 
+/* Parse a whole decimal integer in [min, max]: no sign for the unsigned
+ * form, no leading blanks or trailing text, no overflow.  Return 0 or
+ * KT_EUSAGE (out untouched), so every flag reports bad numbers alike. */
+int kt_parse_i64(const char *text, int64_t min, int64_t max, int64_t *out);
+int kt_parse_u64(const char *text, uint64_t max, uint64_t *out);
+
 /* Parses a byte size with an optional K/M/G/T (powers of 1024) suffix, and a
  * duration with ms/s/m/h suffix (no suffix = seconds).  Return 0 or KT_EUSAGE. */
 int kt_parse_size(const char *text, uint64_t *out_bytes);

@@ -137,6 +137,37 @@ void kt_format_time_ms(int64_t ms, char *buf, size_t buf_size)
 		 tm.tm_min, tm.tm_sec, frac);
 }
 
+int kt_parse_i64(const char *text, int64_t min, int64_t max, int64_t *out)
+{
+	char *end;
+	long long v;
+
+	if (!text || !(isdigit((unsigned char)*text) || (*text == '-' && isdigit((unsigned char)text[1]))))
+		return KT_EUSAGE;
+	errno = 0;
+	v = strtoll(text, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return KT_EUSAGE;
+	*out = v;
+	return 0;
+}
+
+int kt_parse_u64(const char *text, uint64_t max, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	/* strtoull accepts "-1" and wraps it: insist on a digit first. */
+	if (!text || !isdigit((unsigned char)*text))
+		return KT_EUSAGE;
+	errno = 0;
+	v = strtoull(text, &end, 10);
+	if (errno || *end || v > max)
+		return KT_EUSAGE;
+	*out = v;
+	return 0;
+}
+
 int kt_parse_size(const char *text, uint64_t *out_bytes)
 {
 	char *end;

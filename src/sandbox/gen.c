@@ -97,21 +97,6 @@ void kt_gen_opts_init(struct kt_gen_opts *opts)
 	opts->ts_span_ms = 3600 * 1000;
 }
 
-static int parse_u64(const char *text, uint64_t max, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	if (!text || !*text || *text == '-' || *text == '+' || *text == ' ')
-		return KT_EUSAGE;
-	errno = 0;
-	v = strtoull(text, &end, 10);
-	if (errno || *end || v > max)
-		return KT_EUSAGE;
-	*out = v;
-	return 0;
-}
-
 int kt_gen_parse_share(const char *text, double *out)
 {
 	char *end;
@@ -141,21 +126,21 @@ int kt_gen_opts_set(struct kt_gen_opts *opts, const char *name, const char *valu
 	double d;
 
 	if (strcmp(name, "seed") == 0) {
-		if (parse_u64(value, UINT64_MAX, &opts->seed))
+		if (kt_parse_u64(value, UINT64_MAX, &opts->seed))
 			goto bad_number;
 	} else if (strcmp(name, "count") == 0) {
-		if (parse_u64(value, UINT64_MAX, &opts->count))
+		if (kt_parse_u64(value, UINT64_MAX, &opts->count))
 			goto bad_number;
 	} else if (strcmp(name, "bytes") == 0) {
 		if (kt_parse_size(value, &opts->bytes) || opts->bytes == 0)
 			return kt_seterr(errstr, errstr_size, KT_EUSAGE,
 					 "--bytes '%s' is not a positive size (like 4M)", value);
 	} else if (strcmp(name, "partitions") == 0) {
-		if (parse_u64(value, KT_SANDBOX_MAX_PARTITIONS, &u) || u == 0)
+		if (kt_parse_u64(value, KT_SANDBOX_MAX_PARTITIONS, &u) || u == 0)
 			goto bad_number;
 		opts->partitions = (int32_t)u;
 	} else if (strcmp(name, "partition") == 0) {
-		if (parse_u64(value, KT_SANDBOX_MAX_PARTITIONS - 1, &u))
+		if (kt_parse_u64(value, KT_SANDBOX_MAX_PARTITIONS - 1, &u))
 			goto bad_number;
 		opts->partition = (int32_t)u;
 	} else if (strcmp(name, "size") == 0) {
@@ -183,19 +168,19 @@ int kt_gen_opts_set(struct kt_gen_opts *opts, const char *name, const char *valu
 			return kt_seterr(errstr, errstr_size, KT_EUSAGE,
 					 "--size-dist '%s' is neither 'uniform' nor 'log'", value);
 	} else if (strcmp(name, "keys") == 0) {
-		if (parse_u64(value, UINT64_MAX, &opts->keys))
+		if (kt_parse_u64(value, UINT64_MAX, &opts->keys))
 			goto bad_number;
 	} else if (strcmp(name, "key-prefix") == 0) {
 		if (strlen(value) > 255)
 			return kt_seterr(errstr, errstr_size, KT_EUSAGE, "--key-prefix is longer than 255 bytes");
 		opts->key_prefix = value;
 	} else if (strcmp(name, "headers") == 0) {
-		if (parse_u64(value, GEN_MAX_HEADERS, &u))
+		if (kt_parse_u64(value, GEN_MAX_HEADERS, &u))
 			return kt_seterr(errstr, errstr_size, KT_EUSAGE,
 					 "--headers '%s' is not a number from 0 to %d", value, GEN_MAX_HEADERS);
 		opts->max_headers = (uint32_t)u;
 	} else if (strcmp(name, "compressibility") == 0) {
-		if (parse_u64(value, 100, &u))
+		if (kt_parse_u64(value, 100, &u))
 			return kt_seterr(errstr, errstr_size, KT_EUSAGE,
 					 "--compressibility '%s' is not a number from 0 (random) to 100 (text)",
 					 value);
@@ -257,11 +242,11 @@ int kt_gen_parse_commit(const char *text, struct kt_gen_commit *commit,
 	if (!kt_sandbox_topic_name_valid(c1 + 1))
 		return kt_seterr(errstr, errstr_size, KT_EUSAGE,
 				 "--commit '%s': '%s' is not a legal topic name", text, c1 + 1);
-	if (parse_u64(c2 + 1, KT_SANDBOX_MAX_PARTITIONS - 1, &u))
+	if (kt_parse_u64(c2 + 1, KT_SANDBOX_MAX_PARTITIONS - 1, &u))
 		return kt_seterr(errstr, errstr_size, KT_EUSAGE,
 				 "--commit '%s': partition '%s' is not a number", text, c2 + 1);
 	commit->partition = (int32_t)u;
-	if (parse_u64(c3 + 1, INT64_MAX, &u))
+	if (kt_parse_u64(c3 + 1, INT64_MAX, &u))
 		return kt_seterr(errstr, errstr_size, KT_EUSAGE,
 				 "--commit '%s': offset '%s' is not a number", text, c3 + 1);
 	commit->offset = (int64_t)u;

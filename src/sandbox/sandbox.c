@@ -38,20 +38,16 @@ int kt_sandbox_topic_name_valid(const char *name)
 	return 1;
 }
 
-/* Parses a decimal int32 in [min, max]; the whole text must be the number. */
+/* A whole decimal int32 in [min, max], through the common parser so that
+ * every command judges numbers alike. */
 static int parse_int32(const char *text, int32_t min, int32_t max, int32_t *out)
 {
-	char *end;
-	long v;
+	int64_t v;
+	int err = kt_parse_i64(text, min, max, &v);
 
-	if (!text || !*text || isspace((unsigned char)*text))
-		return KT_EUSAGE;
-	errno = 0;
-	v = strtol(text, &end, 10);
-	if (errno || *end || v < min || v > max)
-		return KT_EUSAGE;
-	*out = (int32_t)v;
-	return 0;
+	if (!err)
+		*out = (int32_t)v;
+	return err;
 }
 
 int kt_sandbox_parse_topic_spec(const char *text, struct kt_sandbox_topic_spec *spec,

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +95,31 @@ static void test_parse_size_and_duration(void **state)
 	assert_int_equal(kt_parse_duration_ms("3 days", &ms), KT_EUSAGE);
 }
 
+static void test_parse_integers_refuse_signs_blanks_and_overflow(void **state)
+{
+	int64_t i = 7;
+	uint64_t u = 7;
+
+	(void)state;
+	assert_int_equal(kt_parse_i64("-42", -100, 100, &i), 0);
+	assert_int_equal(i, -42);
+	assert_int_equal(kt_parse_i64("9223372036854775807", INT64_MIN, INT64_MAX, &i), 0);
+	assert_int_equal(i, INT64_MAX);
+	assert_int_equal(kt_parse_i64("9223372036854775808", INT64_MIN, INT64_MAX, &i), KT_EUSAGE);
+	assert_int_equal(kt_parse_i64("101", -100, 100, &i), KT_EUSAGE);
+	assert_int_equal(kt_parse_i64(" 5", 0, 100, &i), KT_EUSAGE);
+	assert_int_equal(kt_parse_i64("5x", 0, 100, &i), KT_EUSAGE);
+	assert_int_equal(kt_parse_i64("", 0, 100, &i), KT_EUSAGE);
+	assert_int_equal(kt_parse_i64("+5", 0, 100, &i), KT_EUSAGE);
+	assert_int_equal(i, INT64_MAX); /* untouched by the failures */
+	assert_int_equal(kt_parse_u64("18446744073709551615", UINT64_MAX, &u), 0);
+	assert_true(u == UINT64_MAX);
+	assert_int_equal(kt_parse_u64("-1", UINT64_MAX, &u), KT_EUSAGE);
+	assert_int_equal(kt_parse_u64("10", 9, &u), KT_EUSAGE);
+	assert_int_equal(kt_parse_u64("0", 9, &u), 0);
+	assert_int_equal(u, 0);
+}
+
 static void test_secret_names_are_recognised(void **state)
 {
 	(void)state;
@@ -145,6 +171,7 @@ int main(void)
 		cmocka_unit_test(test_parse_time_rejects_garbage),
 		cmocka_unit_test(test_format_time_round_trips),
 		cmocka_unit_test(test_parse_size_and_duration),
+		cmocka_unit_test(test_parse_integers_refuse_signs_blanks_and_overflow),
 		cmocka_unit_test(test_secret_names_are_recognised),
 		cmocka_unit_test(test_atomic_write_replaces_whole_file),
 	};
