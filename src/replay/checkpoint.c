@@ -156,8 +156,45 @@ static void fp_bound(XXH3_state_t *st, int64_t v, int unbounded)
 	}
 }
 
+static int cmp_cstr(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void kt_replay_plan_target_identity(const struct kt_replay_plan *plan, char *buf, size_t size)
+{
+	char *copy, *names[256], *save = NULL, *tok;
+	size_t n = 0, used;
+
+	if (plan->target_cluster[0]) {
+		snprintf(buf, size, "cluster:%s", plan->target_cluster);
+		return;
+	}
+	used = (size_t)snprintf(buf, size, "brokers:");
+	copy = strdup(plan->target);
+	if (!copy)
+		return;
+	for (tok = strtok_r(copy, ",", &save); tok && n < 256; tok = strtok_r(NULL, ",", &save)) {
+		char *end;
+
+		while (*tok == ' ' || *tok == '\t')
+			tok++;
+		end = tok + strlen(tok);
+		while (end > tok && (end[-1] == ' ' || end[-1] == '\t'))
+			*--end = '\0';
+		if (*tok)
+			names[n++] = tok;
+	}
+	qsort(names, n, sizeof(names[0]), cmp_cstr);
+	for (size_t i = 0; i < n && used < size; i++)
+		used += (size_t)snprintf(buf + used, size - used, "%s%s", i ? "," : "", names[i]);
+	free(copy);
+}
+
 void kt_replay_plan_fingerprint(struct kt_replay_plan *plan)
 {
+	char who[1024];
+
 	XXH3_state_t st;
 	char buf[32];
 
@@ -166,7 +203,8 @@ void kt_replay_plan_fingerprint(struct kt_replay_plan *plan)
 	XXH3_INITSTATE(&st);
 	XXH3_64bits_reset(&st);
 	fp_item(&st, plan->snapshot);
-	fp_item(&st, plan->target);
+	kt_replay_plan_target_identity(plan, who, sizeof(who));
+	fp_item(&st, who);
 	fp_item(&st, partitioning_names[plan->partitioning]);
 	snprintf(buf, sizeof(buf), "%" PRIu64, plan->seed);
 	fp_item(&st, buf);
@@ -214,10 +252,12 @@ int kt_replay_plan_to_json(const struct kt_replay_plan *plan, char **out,
 		json_decref(topics);
 		goto out;
 	}
-	root = json_pack("{s:s,s:i,s:s,s:I,s:s,s:s,s:s,s:s,s:I,s:s,s:o,s:o}",
+	root = json_pack("{s:s,s:i,s:s,s:I,s:s,s:s,s:s,s:o,s:s,s:I,s:s,s:o,s:o}",
 			 "format", PLAN_FORMAT, "version", RESTORE_VERSION, "id", plan->id,
 			 "created_ms", (json_int_t)plan->created_ms, "fingerprint",
 			 plan->fingerprint, "snapshot", plan->snapshot, "target", plan->target,
+			 "target_cluster",
+			 plan->target_cluster[0] ? json_string(plan->target_cluster) : json_null(),
 			 "partitioning", partitioning_names[plan->partitioning], "seed",
 			 (json_int_t)plan->seed, "order", order_names[plan->order], "range", range,
 			 "topics", topics);
@@ -398,6 +438,10 @@ int kt_replay_plan_from_json(const char *json, size_t len, const char *what,
 		err = kt_seterr(errstr, errstr_size, -ENOMEM, "out of memory reading %s", what);
 		goto out;
 	}
+	if (json_is_string(json_object_get(root, "target_cluster")) &&
+	    copy_id(plan->target_cluster, sizeof(plan->target_cluster),
+		    json_object_get(root, "target_cluster")))
+		goto corrupt;
 	if (copy_id(plan->id, sizeof(plan->id), json_object_get(root, "id")) ||
 	    copy_id(plan->snapshot, sizeof(plan->snapshot), json_object_get(root, "snapshot")) ||
 	    copy_id(plan->fingerprint, sizeof(plan->fingerprint),

@@ -47,7 +47,8 @@ struct kt_replay_plan {
 	int64_t created_ms;
 	char fingerprint[17];
 	char snapshot[64];
-	char *target;
+	char *target;     /* bootstrap servers, as given */
+	char target_cluster[128]; /* the target's Kafka cluster id; "" unknown */
 	int partitioning; /* enum kt_replay_partitioning */
 	uint64_t seed;
 	int order;        /* enum kt_replay_order */
@@ -70,6 +71,11 @@ int kt_replay_plan_add_base(struct kt_replay_plan_topic *topic, int32_t partitio
 /* The base recorded for a target partition; KT_ENOTFOUND when absent. */
 int kt_replay_plan_find_base(const struct kt_replay_plan_topic *topic, int32_t partition,
 			     int64_t *base);
+
+/* Who the target is, for fingerprints and comparisons: "cluster:<id>"
+ * when the cluster id is known, else "brokers:" and the bootstrap list
+ * trimmed and sorted (so "b:1,a:1" and "a:1, b:1" are the same target). */
+void kt_replay_plan_target_identity(const struct kt_replay_plan *plan, char *buf, size_t size);
 
 /* Computes plan->fingerprint (format/restore.md section 2.2) from the
  * other fields. */

@@ -1164,15 +1164,59 @@ static int load_plan_file(const struct kt_replay *rp, const char *id, struct kt_
 	return err;
 }
 
-/* The newest restore whose plan has the given fingerprint, or "" */
-static int find_by_fingerprint(const struct kt_replay *rp, const char *fingerprint, char *id,
-			       size_t id_size, char *errstr, size_t errstr_size)
+/* Whether restore id is finished, by its checkpoint. */
+static int restore_complete(const struct kt_replay *rp, const char *id)
+{
+	struct kt_replay_checkpoint *ckpt = NULL;
+	char path[PATH_MAX + 64], dir[PATH_MAX], *json = NULL, ignored[256];
+	size_t len = 0;
+	int done = 0;
+
+	if (restores_dir(rp, id, dir, sizeof(dir)))
+		return 0;
+	snprintf(path, sizeof(path), "%s/checkpoint.json", dir);
+	if (kt_replay_read_file(path, 64u << 20, &json, &len, ignored, sizeof(ignored)))
+		return 0;
+	if (!kt_replay_checkpoint_from_json(json, len, path, &ckpt, ignored, sizeof(ignored)))
+		done = ckpt->state == KT_REPLAY_CKPT_COMPLETE;
+	kt_replay_checkpoint_destroy(ckpt);
+	free(json);
+	return done;
+}
+
+/* Whether two plans send to a common target topic of the same cluster. */
+static int plans_overlap(const struct kt_replay_plan *a, const struct kt_replay_plan *b,
+			 const char **topic)
+{
+	char wa[1024], wb[1024];
+
+	kt_replay_plan_target_identity(a, wa, sizeof(wa));
+	kt_replay_plan_target_identity(b, wb, sizeof(wb));
+	if (strcmp(wa, wb) != 0)
+		return 0;
+	for (size_t i = 0; i < a->topic_count; i++) {
+		for (size_t j = 0; j < b->topic_count; j++) {
+			if (!strcmp(a->topics[i].target, b->topics[j].target)) {
+				*topic = a->topics[i].target;
+				return 1;
+			}
+		}
+	}
+	return 0;
+}
+
+/* Looks through the earlier restores: the newest one with the plan's
+ * fingerprint goes to found (else ""); an unfinished one with another
+ * fingerprint that writes to the same topics goes to conflict (else ""),
+ * with the topic in conflict_topic. */
+static int scan_restores(const struct kt_replay *rp, char *found, char *conflict,
+			 char *conflict_topic, size_t id_size, char *errstr, size_t errstr_size)
 {
 	char dir[PATH_MAX];
 	struct dirent *de;
 	DIR *d;
 
-	id[0] = '\0';
+	found[0] = conflict[0] = '\0';
 	if (restores_dir(rp, NULL, dir, sizeof(dir)))
 		return kt_seterr(errstr, errstr_size, -ENAMETOOLONG, "restore path too long");
 	d = opendir(dir);
@@ -1181,6 +1225,7 @@ static int find_by_fingerprint(const struct kt_replay *rp, const char *fingerpri
 							dir, strerror(errno));
 	while ((de = readdir(d))) {
 		struct kt_replay_plan *plan = NULL;
+		const char *topic = NULL;
 		char ignored[256];
 
 		if (de->d_name[0] == '.' || strlen(de->d_name) >= id_size)
@@ -1189,8 +1234,13 @@ static int find_by_fingerprint(const struct kt_replay *rp, const char *fingerpri
 		 * sent anything (section 2); skip it. */
 		if (load_plan_file(rp, de->d_name, &plan, ignored, sizeof(ignored)))
 			continue;
-		if (!strcmp(plan->fingerprint, fingerprint) && strcmp(de->d_name, id) > 0)
-			snprintf(id, id_size, "%s", de->d_name);
+		if (!strcmp(plan->fingerprint, rp->plan->fingerprint)) {
+			if (strcmp(de->d_name, found) > 0)
+				snprintf(found, id_size, "%s", de->d_name);
+		} else if (plans_overlap(plan, rp->plan, &topic) && !restore_complete(rp, de->d_name)) {
+			snprintf(conflict, id_size, "%s", de->d_name);
+			snprintf(conflict_topic, KT_STORE_MAX_TOPIC_LEN + 1, "%s", topic);
+		}
 		kt_replay_plan_destroy(plan);
 	}
 	closedir(d);
@@ -1325,20 +1375,46 @@ static int load_checkpoint(struct kt_replay *rp, char *errstr, size_t errstr_siz
  * record, and computes bases and skips.  Called with topics known. */
 static int setup_restore(struct kt_replay *rp, int from_file, char *errstr, size_t errstr_size)
 {
-	char found[64] = "";
+	char found[64] = "", cluster[128] = "", *cid;
 	int resumed = from_file, err;
 
 	if (rp->opts.mode == KT_REPLAY_MODE_REPLAY)
 		return plan_bases(rp, 0, errstr, errstr_size);
+	/* The cluster id names the target better than an address list that
+	 * can be spelled many ways; brokers too old to have one fall back to
+	 * the list (kt_replay_plan_target_identity). */
+	cid = rd_kafka_clusterid(rp->rk, rp->opts.timeout_ms);
+	if (cid) {
+		snprintf(cluster, sizeof(cluster), "%s", cid);
+		rd_kafka_mem_free(rp->rk, cid);
+	}
+	if (from_file && cluster[0] && rp->plan->target_cluster[0] &&
+	    strcmp(cluster, rp->plan->target_cluster) != 0)
+		return kt_seterr(errstr, errstr_size, KT_EUSAGE,
+				 "restore %s wrote to Kafka cluster %s, but %s is cluster %s; resuming it"
+				 " there would not find its records", rp->plan->id,
+				 rp->plan->target_cluster, rp->opts.brokers, cluster);
 	if (!from_file) {
 		for (size_t i = 0; i < rp->topic_count; i++)
 			rp->plan->topics[i].target_partitions = rp->topics[i].target_partitions;
+		snprintf(rp->plan->target_cluster, sizeof(rp->plan->target_cluster), "%s", cluster);
 		kt_replay_plan_fingerprint(rp->plan);
 		if (!rp->opts.force_new) {
-			err = find_by_fingerprint(rp, rp->plan->fingerprint, found, sizeof(found),
-						  errstr, errstr_size);
+			char conflict[64], topic[KT_STORE_MAX_TOPIC_LEN + 1];
+
+			err = scan_restores(rp, found, conflict, topic, sizeof(found), errstr, errstr_size);
 			if (err)
 				return err;
+			if (!found[0] && conflict[0]) {
+				/* A new plan would take the unfinished one's records
+				 * as its base and send its own on top: duplicates. */
+				err = kt_seterr(errstr, errstr_size, KT_EEXIST,
+						"restore %s into %s on the same cluster is unfinished; finish it"
+						" with --resume %s, or pass --new to restore anyway (the records"
+						" it already wrote would then be there twice)", conflict, topic,
+						conflict);
+				return err;
+			}
 		}
 		if (found[0]) {
 			struct kt_replay_plan *old = NULL;

@@ -42,6 +42,17 @@ n1=$(count)
 [ "$n1" -lt 15000 ] || fail "the restore finished before it was interrupted"
 pass "SIGINT stops the restore with exit 5 after $n1 records"
 
+# Another plan into the same unfinished topic would duplicate what the
+# first one wrote: refused until it is resumed or --new insists.
+set +e
+"$KTAPE" restore -b "$DST" -r "$REPO" --no-progress --from-offset 0 >"$T/conflict.out" 2>&1
+rc=$?
+set -e
+[ "$rc" -eq 1 ] && grep -q "restore $rid into orders on the same cluster is unfinished; finish it with --resume $rid" \
+	"$T/conflict.out" || fail "a second plan into an unfinished restore's topic: exit $rc, $(cat "$T/conflict.out")"
+[ "$(count)" -eq "$n1" ] || fail "the refused restore sent records"
+pass "a different plan into an unfinished restore's topics is refused"
+
 "$KTAPE" restore -b "$DST" -r "$REPO" --no-progress --max-rate 3000 >"$T/kill.out" 2>&1 &
 pid=$!
 wait_until 10 acked_over $((n1 + 1000))

@@ -23,6 +23,7 @@ static struct kt_replay_plan *sample_plan(void)
 	snprintf(plan->id, sizeof(plan->id), "20261122T021500123Z-4be1a9c0");
 	snprintf(plan->snapshot, sizeof(plan->snapshot), "20261122T013214123Z-9f3a0c1e");
 	plan->created_ms = 1795312500123LL;
+	snprintf(plan->target_cluster, sizeof(plan->target_cluster), "mock-cluster-1");
 	plan->partitioning = KT_REPLAY_PART_KEY;
 	plan->order = KT_REPLAY_ORDER_ROUND_ROBIN;
 	plan->from_time = 1700000000000LL;
@@ -55,6 +56,7 @@ static void test_plan_round_trips_through_json(void **state)
 	assert_string_equal(back->snapshot, plan->snapshot);
 	assert_string_equal(back->target, plan->target);
 	assert_string_equal(back->fingerprint, plan->fingerprint);
+	assert_string_equal(back->target_cluster, "mock-cluster-1");
 	assert_int_equal(back->partitioning, KT_REPLAY_PART_KEY);
 	assert_int_equal(back->from_time, 1700000000000LL);
 	assert_int_equal(back->to_time, KT_REPLAY_NO_BOUND_HI);
@@ -108,6 +110,27 @@ static void test_plan_rejects_wrong_format_and_future_version(void **state)
 	assert_int_equal(kt_replay_plan_from_json(missing, strlen(missing), "p", &back, errstr,
 						  sizeof(errstr)), KT_ECORRUPT);
 	assert_null(back);
+}
+
+static void test_plan_target_identity_ignores_how_brokers_are_spelled(void **state)
+{
+	struct kt_replay_plan *a = kt_replay_plan_create("b:9092, a:9092"), *b = kt_replay_plan_create("a:9092,b:9092");
+	char wa[256], wb[256];
+
+	(void)state;
+	kt_replay_plan_target_identity(a, wa, sizeof(wa));
+	kt_replay_plan_target_identity(b, wb, sizeof(wb));
+	assert_string_equal(wa, "brokers:a:9092,b:9092");
+	assert_string_equal(wa, wb);
+	kt_replay_plan_fingerprint(a);
+	kt_replay_plan_fingerprint(b);
+	assert_string_equal(a->fingerprint, b->fingerprint);
+	/* A known cluster id names the target whatever the address. */
+	snprintf(a->target_cluster, sizeof(a->target_cluster), "abc");
+	kt_replay_plan_target_identity(a, wa, sizeof(wa));
+	assert_string_equal(wa, "cluster:abc");
+	kt_replay_plan_destroy(a);
+	kt_replay_plan_destroy(b);
 }
 
 static void test_checkpoint_round_trips_through_json(void **state)
@@ -176,6 +199,7 @@ int main(void)
 		cmocka_unit_test(test_plan_round_trips_through_json),
 		cmocka_unit_test(test_plan_fingerprint_changes_with_the_window),
 		cmocka_unit_test(test_plan_rejects_wrong_format_and_future_version),
+		cmocka_unit_test(test_plan_target_identity_ignores_how_brokers_are_spelled),
 		cmocka_unit_test(test_checkpoint_round_trips_through_json),
 		cmocka_unit_test(test_reconcile_skips_what_the_target_already_holds),
 		cmocka_unit_test(test_reconcile_refuses_a_target_that_lost_records),
