@@ -12,6 +12,7 @@
  * together and checks their results from the outside, with a plain
  * librdkafka consumer.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
 #include <getopt.h>
@@ -1174,6 +1175,20 @@ static void demo_cleanup(struct demo *d)
 		nftw(d->tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+static int dir_is_empty_or_absent(const char *path)
+{
+	DIR *dir = opendir(path);
+	struct dirent *ent;
+	int empty = 1;
+
+	if (!dir)
+		return errno == ENOENT;
+	while (empty && (ent = readdir(dir)) != NULL)
+		empty = strcmp(ent->d_name, ".") == 0 || strcmp(ent->d_name, "..") == 0;
+	closedir(dir);
+	return empty;
+}
+
 static int parse_options(struct demo *d, int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -1284,6 +1299,14 @@ int kt_cli_cmd_demo(int argc, char **argv)
 		if (snprintf(d.repo_path, sizeof(d.repo_path), "%s", d.repo_opt) >= (int)sizeof(d.repo_path)) {
 			kt_cli_error(CMD, "--repo: path too long");
 			return KT_EXIT_USAGE;
+		}
+		/* A repository with snapshots would make the capture an
+		 * incremental one of a different cluster: the demo starts
+		 * from nothing. */
+		if (!dir_is_empty_or_absent(d.repo_path)) {
+			kt_cli_error(CMD, "--repo %s exists and is not an empty directory; give a new or empty one",
+				     d.repo_path);
+			return kt_cli_usage_error(CMD);
 		}
 	} else {
 		const char *base = getenv("TMPDIR");
