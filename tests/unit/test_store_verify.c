@@ -218,6 +218,83 @@ static void test_verify_checks_a_shared_segment_once(void **state)
 	fixture_rmrf(dir);
 }
 
+static void test_verify_finds_a_segment_the_manifest_lost(void **state)
+{
+	char dir[256], errstr[512];
+	struct kt_store_repo *repo = NULL;
+	struct kt_store_snapshot *full, *lost;
+	struct kt_store_verify_opts opts = { 0 };
+	struct kt_store_verify_result res;
+	struct kt_store_partition *part;
+	struct seen s;
+
+	(void)state;
+	fixture_tmpdir(dir, sizeof(dir), "verify");
+	assert_int_equal(kt_store_repo_open(&repo, dir, KT_STORE_REPO_CREATE | KT_STORE_REPO_LOCK, 0,
+					    errstr, sizeof(errstr)), 0);
+	full = fixture_full_snapshot(repo, "orders", 1, 100, 1700000000000LL, errstr, sizeof(errstr));
+	assert_non_null(full);
+	/* A second snapshot whose partition has a second segment, then a
+	 * third that lists only the first segment for the same range. */
+	lost = fixture_continue(full);
+	assert_non_null(lost);
+	part = &lost->topics[0].partitions[0];
+	assert_int_equal(fixture_write_segment(repo, "orders", part, 200, 100, errstr, sizeof(errstr)), 0);
+	assert_int_equal(kt_store_repo_commit_snapshot(repo, lost, errstr, sizeof(errstr)), 0);
+	struct kt_store_snapshot *broken = fixture_continue(full);
+	assert_non_null(broken);
+	broken->completed_ms += 10;
+	broken->topics[0].partitions[0].end_offset = part->end_offset;
+	assert_int_equal(kt_store_repo_commit_snapshot(repo, broken, errstr, sizeof(errstr)), 0);
+
+	/* Alone, the broken snapshot misses records the repository holds. */
+	memset(&s, 0, sizeof(s));
+	opts.on_problem = on_problem;
+	opts.opaque = &s;
+	char *ids[1] = { broken->id };
+	assert_int_equal(kt_store_repo_verify(repo, ids, 1, &opts, &res, errstr, sizeof(errstr)), KT_ECORRUPT);
+	assert_int_equal(s.count, 1);
+	assert_int_equal(s.records, 100);
+	assert_non_null(strstr(s.message, "does not list"));
+	/* With every snapshot, the segment is listed (by the second one). */
+	assert_int_equal(run_verify(repo, 0, &s, &res), 0);
+	assert_int_equal(s.count, 0);
+	kt_store_snapshot_destroy(broken);
+	kt_store_snapshot_destroy(lost);
+	kt_store_snapshot_destroy(full);
+	kt_store_repo_destroy(repo);
+	fixture_rmrf(dir);
+}
+
+static void test_verify_reports_a_damaged_index_once(void **state)
+{
+	char dir[256], errstr[512], abs[PATH_MAX], idx[PATH_MAX];
+	struct kt_store_repo *repo = NULL;
+	struct kt_store_snapshot *snap;
+	struct kt_store_verify_result res;
+	struct seen s;
+
+	(void)state;
+	fixture_tmpdir(dir, sizeof(dir), "verify");
+	assert_int_equal(kt_store_repo_open(&repo, dir, KT_STORE_REPO_CREATE | KT_STORE_REPO_LOCK, 0,
+					    errstr, sizeof(errstr)), 0);
+	snap = fixture_full_snapshot(repo, "orders", 1, 300, 1700000000000LL, errstr, sizeof(errstr));
+	assert_non_null(snap);
+	segment_abs(repo, snap, 0, abs, sizeof(abs));
+	assert_int_equal(kt_store_index_path(abs, idx, sizeof(idx)), 0);
+	flip_byte(idx, 60);
+	assert_int_equal(run_verify(repo, 0, &s, &res), KT_ECORRUPT);
+	assert_int_equal(s.count, 1);
+	assert_int_equal(s.records, 0);
+	assert_non_null(strstr(s.message, "--repair"));
+	assert_int_equal(run_verify(repo, 1, &s, &res), 0);
+	assert_int_equal(res.indexes_repaired, 1);
+	assert_int_equal(run_verify(repo, 0, &s, &res), 0);
+	kt_store_snapshot_destroy(snap);
+	kt_store_repo_destroy(repo);
+	fixture_rmrf(dir);
+}
+
 static void test_prune_keeps_shared_segments_and_drops_unreferenced_ones(void **state)
 {
 	char dir[256], errstr[512], abs_old[PATH_MAX], abs_mid[PATH_MAX], orphan[PATH_MAX];
@@ -345,6 +422,8 @@ int main(void)
 		cmocka_unit_test(test_verify_reports_missing_segment_with_all_its_records),
 		cmocka_unit_test(test_verify_repair_rebuilds_a_missing_index),
 		cmocka_unit_test(test_verify_checks_a_shared_segment_once),
+		cmocka_unit_test(test_verify_finds_a_segment_the_manifest_lost),
+		cmocka_unit_test(test_verify_reports_a_damaged_index_once),
 		cmocka_unit_test(test_prune_keeps_shared_segments_and_drops_unreferenced_ones),
 		cmocka_unit_test(test_prune_refuses_a_policy_that_keeps_nothing),
 		cmocka_unit_test(test_prune_daily_keeps_newest_of_each_day),
