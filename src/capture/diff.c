@@ -84,7 +84,9 @@ static int consumer_create(struct diff_ctx *ctx, char *errstr, size_t errstr_siz
 		{ "auto.offset.reset", "error" },
 		{ "isolation.level", "read_committed" },
 		{ "fetch.wait.max.ms", "100" },
-		{ "queued.max.messages.kbytes", "65536" },
+		/* Per partition in librdkafka 2.0: with DIFF_BATCH assigned,
+		 * prefetch stays under 128 MiB. */
+		{ "queued.max.messages.kbytes", "4096" },
 		{ "log.connection.close", "false" },
 	};
 	const struct kt_capture_diff_opts *opts = ctx->opts;
