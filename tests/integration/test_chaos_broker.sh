@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# Broker faults injected through the sandbox's control channel while ktape
+# capture and ktape restore run: a broker down and up, every partition's
+# leader moved, retriable request errors (NOT_LEADER_FOR_PARTITION,
+# REQUEST_TIMED_OUT, LEADER_NOT_AVAILABLE...), added round-trip time, and
+# all of them at once.  Each capture must still hold every record exactly
+# once (ktape cat of the whole chain against kcat), and each restore must
+# land every record exactly once at its source offset (kcat against kcat).
+# Errors that are not retriable (TOPIC_AUTHORIZATION_FAILED) must fail the
+# run clearly, naming the topic, with no snapshot committed.
+#
+# Every fault is tried even after one is not survived; the test fails at
+# the end listing those.  The last line counts what was survived.
+. "$(dirname "$0")/lib.sh"
+require_cmd kcat jq
+
+start_sandbox -n 3 --topic f:6
+SRC=$BOOTSTRAP
+REPO=$T/repo
+survived=()
+lost=()
+rtt_all() {
+	local b
+	for b in 1 2 3; do sandbox_ctl broker rtt "$b" "$1" >/dev/null || fail "cannot set rtt"; done
+}
+ctl() { sandbox_ctl "$@" >/dev/null || fail "sandbox control refused: $*"; }
+
+# ---- the faults ------------------------------------------------------------------
+# Each runs while a capture or restore is under way, against the sandbox
+# SANDBOX_CTL names; API is Fetch for a capture, Produce for a restore.
+fault_broker_down() {
+	ctl broker down 2
+	sleep 1.5
+	ctl broker up 2
+}
+fault_leaders_move() {
+	local p
+	for p in 0 1 2 3 4 5; do ctl leader "$TOPIC" "$p" $(((p + 1) % 3 + 1)); done
+	sleep 0.4
+	for p in 0 1 2 3 4 5; do ctl leader "$TOPIC" "$p" $(((p + 2) % 3 + 1)); done
+}
+fault_not_leader() {
+	ctl errors "$API" NOT_LEADER_FOR_PARTITION NOT_LEADER_FOR_PARTITION NOT_LEADER_FOR_PARTITION \
+		NOT_LEADER_FOR_PARTITION NOT_LEADER_FOR_PARTITION NOT_LEADER_FOR_PARTITION
+}
+fault_timeouts() {
+	ctl errors "$API" REQUEST_TIMED_OUT REQUEST_TIMED_OUT REQUEST_TIMED_OUT LEADER_NOT_AVAILABLE \
+		NOT_ENOUGH_REPLICAS
+	ctl errors Metadata LEADER_NOT_AVAILABLE
+}
+fault_rtt() {
+	ctl broker rtt 1 400
+	sleep 1
+	ctl broker rtt 1 "$BASE_RTT"
+}
+fault_all() {
+	ctl errors "$API" NOT_LEADER_FOR_PARTITION REQUEST_TIMED_OUT
+	ctl leader "$TOPIC" 0 3
+	ctl broker rtt 3 300
+	ctl broker down 1
+	sleep 1
+	ctl broker up 1
+	ctl leader "$TOPIC" 1 1
+	ctl errors "$API" REQUEST_TIMED_OUT NOT_LEADER_FOR_PARTITION
+	ctl broker rtt 3 "$BASE_RTT"
+}
+FAULTS=(broker_down leaders_move not_leader timeouts rtt all)
+
+# ---- capture ---------------------------------------------------------------------
+# Records in many small batches, and a round-trip delay: a capture of one
+# chunk takes a couple of seconds, so the fault lands inside it.
+BASE_RTT=25
+round=0
+produce_chunk() {
+	round=$((round + 1))
+	rtt_all 0
+	"$KTAPE" gen -b "$SRC" -t f -n 3000 --seed $((500 + round)) --keys 200 --headers 2 \
+		--tombstones 5% --size 20-200 -X batch.num.messages=20 -X linger.ms=0 >"$T/gen.out" 2>&1 ||
+		fail "ktape gen failed: $(cat "$T/gen.out")"
+	rtt_all "$BASE_RTT"
+}
+same_as_kafka() { # REPO: ktape cat of the whole chain equals kcat's dump
+	kcat_dump f >"$T/f.kcat"
+	"$KTAPE" cat -r "$1" -t f >"$T/f.cat" 2>"$T/cat.err" || return 1
+	dumpcmp -q "$T/f.kcat" "$T/f.cat" >"$T/cmp.out"
+}
+
+API=Fetch TOPIC=f
+for fault in "${FAULTS[@]}"; do
+	produce_chunk
+	(exec "$KTAPE" -v capture -b "$SRC" -r "$REPO" -t f --no-progress --admin-timeout 200ms \
+		--timeout 20s) >"$T/cap.out" 2>"$T/cap.err" &
+	pid=$!
+	wait_until 20 grep -q 'started at offset' "$T/cap.err"
+	sleep 0.2
+	"fault_$fault"
+	# A run that ended before the fault was over did not meet all of it.
+	_kt_alive "$pid" || fail "the capture ended before fault $fault was over: make it last longer"
+	rc=0
+	wait "$pid" || rc=$?
+	ctl clear errors Fetch
+	ctl clear errors Metadata
+	if [ "$rc" -eq 0 ] && same_as_kafka "$REPO"; then
+		survived+=("capture/$fault")
+		pass "capture survived $fault"
+	else
+		lost+=("capture/$fault: exit $rc; $(tail -n 3 "$T/cap.err" | tr '\n' ' ') $(cat "$T/cmp.out" 2>/dev/null)")
+		echo "NOT SURVIVED: capture/$fault (exit $rc): $(tail -n 3 "$T/cap.err")" >&2
+	fi
+done
+"$KTAPE" verify -r "$REPO" --all >"$T/verify.out" 2>&1 || lost+=("capture: verify --all: $(tail -n 3 "$T/verify.out")")
+
+# A refusal Kafka does not retry fails the capture, names the topic, and
+# commits nothing.
+produce_chunk
+before=$(ls "$REPO/snapshots" | wc -l)
+ctl errors Fetch TOPIC_AUTHORIZATION_FAILED TOPIC_AUTHORIZATION_FAILED TOPIC_AUTHORIZATION_FAILED \
+	TOPIC_AUTHORIZATION_FAILED TOPIC_AUTHORIZATION_FAILED TOPIC_AUTHORIZATION_FAILED
+rc=0
+"$KTAPE" capture -b "$SRC" -r "$REPO" -t f --no-progress --admin-timeout 200ms --timeout 5s \
+	>"$T/auth.out" 2>"$T/auth.err" || rc=$?
+ctl clear errors Fetch
+if [ "$rc" -ne 0 ] && grep -q '\bf\b' "$T/auth.err" && grep -qi 'authoriz' "$T/auth.err" &&
+	[ "$(ls "$REPO/snapshots" | wc -l)" -eq "$before" ]; then
+	survived+=("capture/authorization-refused")
+	pass "a Fetch refused for authorization fails the capture (exit $rc) naming it, and commits nothing: $(grep -i 'authoriz' "$T/auth.err" | head -n 1)"
+else
+	lost+=("capture/authorization-refused: exit $rc, snapshots $before -> $(ls "$REPO/snapshots" | wc -l): $(tail -n 3 "$T/auth.err" | tr '\n' ' ')")
+	echo "NOT SURVIVED: capture/authorization-refused (exit $rc): $(cat "$T/auth.err")" >&2
+fi
+# The chain is still whole after the refused run, and a clean capture
+# takes the chunk the refused one could not.
+rtt_all 0
+"$KTAPE" capture -b "$SRC" -r "$REPO" -t f --no-progress --admin-timeout 200ms >/dev/null 2>"$T/cap.err" ||
+	fail "capture after the faults failed: $(cat "$T/cap.err")"
+same_as_kafka "$REPO" || fail "the chain differs from Kafka after the faults: $(cat "$T/cmp.out")"
+kcat_dump f >"$T/src.dump"
+total=$(wc -l <"$T/src.dump")
+pass "after every fault the chain of $(ls "$REPO/snapshots" | wc -l) snapshots holds each of the $total records exactly once"
+
+# ---- restore ---------------------------------------------------------------------
+start_sandbox -n 3 --topic f:6
+DST=$BOOTSTRAP
+API=Produce BASE_RTT=0
+# Rate-limited so that a restore of the chain lasts about 2.5 s.
+rate=$((total * 2 / 5))
+for fault in "${FAULTS[@]}"; do
+	TOPIC=r_$fault
+	ctl topic create "$TOPIC:6"
+	(exec "$KTAPE" restore -b "$DST" -r "$REPO" --map "f=$TOPIC" --no-progress --max-rate "$rate" \
+		--timeout 20s) >"$T/res.out" 2>"$T/res.err" &
+	pid=$!
+	sleep 0.6
+	"fault_$fault"
+	# A run that ended before the fault was over did not meet all of it.
+	_kt_alive "$pid" || fail "the restore ended before fault $fault was over: make it last longer"
+	rc=0
+	wait "$pid" || rc=$?
+	ctl clear errors Produce
+	ctl clear errors Metadata
+	kcat_dump "$TOPIC" >"$T/dst.dump"
+	if [ "$rc" -eq 0 ] && dumpcmp -q --rename "$TOPIC=f" "$T/src.dump" "$T/dst.dump" >"$T/cmp.out"; then
+		survived+=("restore/$fault")
+		pass "restore survived $fault"
+	else
+		lost+=("restore/$fault: exit $rc; $(tail -n 3 "$T/res.err" | tr '\n' ' ') $(cat "$T/cmp.out")")
+		echo "NOT SURVIVED: restore/$fault (exit $rc): $(tail -n 3 "$T/res.err") $(cat "$T/cmp.out")" >&2
+	fi
+done
+
+# Produce refused for authorization: the restore stops naming the target
+# partition, and a rerun once the refusal is gone completes exactly once.
+TOPIC=r_auth
+ctl topic create "$TOPIC:6"
+ctl errors Produce TOPIC_AUTHORIZATION_FAILED TOPIC_AUTHORIZATION_FAILED TOPIC_AUTHORIZATION_FAILED \
+	TOPIC_AUTHORIZATION_FAILED TOPIC_AUTHORIZATION_FAILED TOPIC_AUTHORIZATION_FAILED
+rc=0
+"$KTAPE" restore -b "$DST" -r "$REPO" --map "f=$TOPIC" --no-progress --timeout 5s >"$T/auth.out" 2>"$T/auth.err" || rc=$?
+ctl clear errors Produce
+rc2=0
+"$KTAPE" restore -b "$DST" -r "$REPO" --map "f=$TOPIC" --no-progress >"$T/auth2.out" 2>"$T/auth2.err" || rc2=$?
+kcat_dump "$TOPIC" >"$T/dst.dump"
+if [ "$rc" -eq 1 ] && grep -q "$TOPIC\[" "$T/auth.err" && [ "$rc2" -eq 0 ] &&
+	dumpcmp -q --rename "$TOPIC=f" "$T/src.dump" "$T/dst.dump" >"$T/cmp.out"; then
+	survived+=("restore/authorization-refused")
+	pass "a Produce refused for authorization stops the restore (exit 1) naming where; the rerun lands each record exactly once"
+else
+	lost+=("restore/authorization-refused: exit $rc then $rc2: $(tail -n 2 "$T/auth.err" | tr '\n' ' ') $(tail -n 2 "$T/auth2.err" | tr '\n' ' ') $(cat "$T/cmp.out" 2>/dev/null)")
+	echo "NOT SURVIVED: restore/authorization-refused (exit $rc, rerun $rc2): $(cat "$T/auth.err" "$T/auth2.err")" >&2
+fi
+
+note "faults survived: ${#survived[@]} of $((${#survived[@]} + ${#lost[@]})): ${survived[*]}"
+if [ "${#lost[@]}" -gt 0 ]; then
+	printf 'NOT SURVIVED: %s\n' "${lost[@]}" >&2
+	fail "${#lost[@]} fault(s) not survived"
+fi
