@@ -111,7 +111,9 @@ evil symlink 's,^l$,segments/t/0/00000000000000000000-0000000000000000.kts,' l
 evil other 's,^x$,segments/t/0/evil.sh,' x
 for n in dotdot dotdot2 absolute symlink other; do
 	refused "$T/$n.tar" 3 "refusing entry"
+	expect_status 3 "$KTAPE" verify -r "$T/$n.tar" 2>/dev/null
 done
+expect_status 3 "$KTAPE" cat -r "$T/torn.tar" -t audit_events 2>/dev/null >/dev/null
 [ ! -e "$T/escape.kts" ] && [ ! -e "$T/abs-escape.kts" ] && [ -z "$(find "$T" -name escape.kts)" ] ||
 	fail "an entry escaped the repository"
 pass "entries with .., absolute paths, links or foreign names are refused; nothing escapes"
