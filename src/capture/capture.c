@@ -20,7 +20,7 @@ void kt_capture_opts_init(struct kt_capture_opts *opts)
 	opts->io_backend = KT_IO_AUTO;
 	opts->timeout_ms = 30000;
 	opts->admin_timeout_ms = 5000;
-	opts->memory_budget = 160ull << 20;
+	opts->memory_budget = 128ull << 20;
 	opts->interval_ms = 60000;
 	opts->progress_interval_ms = 1000;
 }

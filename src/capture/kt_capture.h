@@ -126,7 +126,7 @@ struct kt_capture_opts {
 	int64_t admin_timeout_ms; /* DescribeConfigs & co; default 5 s */
 	uint64_t memory_budget;   /* bytes for librdkafka's prefetch (half)
 				   * and the partitions' open blocks (half);
-				   * default 160 MiB */
+				   * default 128 MiB */
 
 	int follow;            /* commit a snapshot every interval_ms until stopped */
 	int64_t interval_ms;   /* default 60 s */

@@ -52,7 +52,7 @@ static void capture_usage(FILE *out)
 		"\n"
 		"Running:\n"
 		"  -j, --threads N          worker threads (default: one per core)\n"
-		"      --memory SIZE        memory for prefetch and open blocks (default 160M)\n"
+		"      --memory SIZE        memory for prefetch and open blocks (default 128M)\n"
 		"      --timeout DUR        broker answers and stalls (default 30s)\n"
 		"      --admin-timeout DUR  DescribeConfigs and group calls (default 5s)\n"
 		"      --follow             commit a new snapshot every --interval until\n"

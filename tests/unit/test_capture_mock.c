@@ -394,6 +394,83 @@ static void test_capture_records_retention_gap(void **state)
 	kt_store_repo_destroy(repo);
 }
 
+/* Floods "churn" past the mock's 5 MiB once the capture has begun, so that
+ * retention deletes records between the capture's plan and its fetches. */
+struct flood {
+	struct kt_capture *cap; /* first: the capture() helper stores it here */
+	struct fixture *fx;
+	int done;
+};
+
+static void flood_once(void *opaque, const struct kt_capture_progress *progress)
+{
+	struct flood *fl = opaque;
+	const size_t big_size = 900000;
+	char *big;
+
+	if (fl->done || progress->records == 0)
+		return;
+	fl->done = 1;
+	big = calloc(1, big_size);
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(rd_kafka_producev(fl->fx->producer, RD_KAFKA_V_TOPIC("churn"),
+						   RD_KAFKA_V_PARTITION(0), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+						   RD_KAFKA_V_VALUE(big, big_size), RD_KAFKA_V_END), 0);
+	assert_int_equal(rd_kafka_flush(fl->fx->producer, 10000), 0);
+	free(big);
+}
+
+static void test_capture_records_retention_overtaking_it(void **state)
+{
+	struct fixture *fx = *state;
+	const char *topics[] = { "churn" };
+	struct flood fl = { NULL, fx, 0 };
+	struct kt_capture_summary s;
+	struct kt_store_repo *repo = NULL;
+	struct kt_store_snapshot *snap;
+	const struct kt_store_partition *part;
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	rd_kafka_t *small;
+	char errstr[256];
+
+	/* 2000 records in batches of 10: with a round trip of 40 ms per
+	 * fetch (one batch each on the mock) the capture is slow enough to be
+	 * overtaken. */
+	rd_kafka_conf_set(conf, "bootstrap.servers", fx->bootstrap, NULL, 0);
+	rd_kafka_conf_set(conf, "batch.num.messages", "10", NULL, 0);
+	rd_kafka_conf_set(conf, "linger.ms", "0", NULL, 0);
+	small = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+	assert_non_null(small);
+	for (int i = 0; i < 2000; i++) {
+		while (rd_kafka_producev(small, RD_KAFKA_V_TOPIC("churn"), RD_KAFKA_V_PARTITION(0),
+					 RD_KAFKA_V_VALUE("tiny", 4), RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+			rd_kafka_poll(small, 10);
+		if (i % 10 == 9)
+			rd_kafka_flush(small, 10000);
+	}
+	assert_int_equal(rd_kafka_flush(small, 10000), 0);
+	rd_kafka_destroy(small);
+	for (int b = 1; b <= 3; b++)
+		rd_kafka_mock_broker_set_rtt(fx->mcluster, b, 40);
+
+	assert_int_equal(capture(fx, topics, 1, NULL, 0, flood_once, &fl, &s), KT_EGAP);
+	assert_true(fl.done);
+	assert_int_equal(s.gap_count, 1);
+	assert_int_equal(s.partitions_incomplete, 0);
+	assert_int_equal(s.records + s.gap_offsets, 2000);
+	snap = load_latest(fx, &repo);
+	part = kt_store_topic_find_partition(kt_store_snapshot_find_topic(snap, "churn"), 0);
+	assert_non_null(part);
+	assert_true(part->complete);
+	assert_int_equal(part->end_offset, 2000);
+	assert_int_equal(part->gap_count, 1);
+	assert_int_equal(part->gaps[0].from, (int64_t)s.records);
+	assert_int_equal(part->gaps[0].to, 2000);
+	assert_int_equal(part->records, s.records);
+	kt_store_snapshot_destroy(snap);
+	kt_store_repo_destroy(repo);
+}
+
 static void test_capture_records_committed_group_offsets(void **state)
 {
 	struct fixture *fx = *state;
@@ -508,6 +585,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_capture_round_trips_every_record_shape_and_continues, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_capture_records_retention_gap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_capture_records_retention_overtaking_it, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_capture_records_committed_group_offsets, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_capture_interrupted_then_continued_loses_nothing, setup,
 						teardown),
