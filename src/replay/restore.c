@@ -555,10 +555,15 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
 {
 	struct kt_replay *rp = rd_kafka_opaque(rk);
 
+	int ours = level <= 3 ? KT_LOG_ERROR : level == 4 ? KT_LOG_WARN : KT_LOG_DEBUG;
+
 	/* librdkafka's own log goes through the module's sink: syslog levels
-	 * 0-3 are errors, 4 warnings, the rest debug. */
-	kt_log(rp->opts.log, level <= 3 ? KT_LOG_ERROR : level == 4 ? KT_LOG_WARN : KT_LOG_DEBUG,
-	       "librdkafka %s: %s", fac, buf);
+	 * 0-3 are errors, 4 warnings, the rest debug.  The group-commit
+	 * consumer gets the producer's -X settings too; its complaints about
+	 * producer-only properties are noise. */
+	if (rd_kafka_type(rk) == RD_KAFKA_CONSUMER && !strcmp(fac, "CONFWARN"))
+		ours = KT_LOG_DEBUG;
+	kt_log(rp->opts.log, ours, "librdkafka %s: %s", fac, buf);
 }
 
 /* ======================================================================
