@@ -799,6 +799,41 @@ static int round_wrote_segments(const struct kt_capture *cap)
 	return 0;
 }
 
+/* Serves the client's callbacks, reports progress and watches for stalls
+ * until every worker has returned.  Returns 1 when nothing moved for the
+ * whole timeout (the round was then asked to stop; stuck names the
+ * partitions that hung). */
+static int watch_workers(struct kt_capture *cap, char *stuck, size_t stuck_size)
+{
+	struct kt_capture_progress progress;
+	int64_t position, last_position = -1, last_move_ns, next_progress_ns;
+	int stalled = 0;
+
+	last_move_ns = next_progress_ns = kt_now_ns();
+	while (!cap_workers_finished(cap)) {
+		int64_t now;
+
+		rd_kafka_poll(cap->rk, 100);
+		now = kt_now_ns();
+		progress_collect(cap, &progress, &position);
+		if (position != last_position) {
+			last_position = position;
+			last_move_ns = now;
+		} else if (!cap->stop && !stalled && now - last_move_ns > cap->opts.timeout_ms * 1000000) {
+			/* Nothing moved for the whole timeout: keep what is
+			 * complete and say which partitions hang. */
+			describe_stuck(cap, stuck, stuck_size);
+			stalled = 1;
+			cap->stop = 1;
+		}
+		if (cap->opts.on_progress && now >= next_progress_ns) {
+			cap->opts.on_progress(cap->opts.opaque, &progress);
+			next_progress_ns = now + cap->opts.progress_interval_ms * 1000000;
+		}
+	}
+	return stalled;
+}
+
 static int run_round(struct kt_capture *cap, int *partial, char *errstr, size_t errstr_size)
 {
 	struct kt_store_snapshot *snap = NULL;
@@ -806,7 +841,7 @@ static int run_round(struct kt_capture *cap, int *partial, char *errstr, size_t 
 	struct kt_capture_progress progress;
 	uint64_t gap_count = 0, gap_offsets = 0, late_gaps = 0, late_offsets = 0;
 	uint32_t groups = 0;
-	int64_t position, last_position = -1, last_move_ns, next_progress_ns;
+	int64_t position;
 	int stalled = 0, err;
 	char stuck[512];
 
@@ -838,31 +873,8 @@ static int run_round(struct kt_capture *cap, int *partial, char *errstr, size_t 
 	configs_rkqu = cap_admin_configs_start(cap);
 	cap->block_size = choose_block_size(cap);
 	err = cap_workers_start(cap, errstr, errstr_size);
-	if (err)
-		goto join;
-	last_move_ns = next_progress_ns = kt_now_ns();
-	while (!cap_workers_finished(cap)) {
-		int64_t now;
-
-		rd_kafka_poll(cap->rk, 100);
-		now = kt_now_ns();
-		progress_collect(cap, &progress, &position);
-		if (position != last_position) {
-			last_position = position;
-			last_move_ns = now;
-		} else if (!cap->stop && !stalled && now - last_move_ns > cap->opts.timeout_ms * 1000000) {
-			/* Nothing moved for the whole timeout: keep what is
-			 * complete and say which partitions hang. */
-			describe_stuck(cap, stuck, sizeof(stuck));
-			stalled = 1;
-			cap->stop = 1;
-		}
-		if (cap->opts.on_progress && now >= next_progress_ns) {
-			cap->opts.on_progress(cap->opts.opaque, &progress);
-			next_progress_ns = now + cap->opts.progress_interval_ms * 1000000;
-		}
-	}
-join:
+	if (!err)
+		stalled = watch_workers(cap, stuck, sizeof(stuck));
 	cap_workers_join(cap);
 	cap_admin_configs_finish(cap, configs_rkqu);
 	configs_rkqu = NULL;
