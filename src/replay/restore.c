@@ -337,6 +337,14 @@ int kt_replay_create(struct kt_replay **out, const struct kt_replay_opts *opts,
 					 "a restore keeps the original timestamps; use ktape replay to rewrite them");
 		if (opts->resume_id && opts->force_new)
 			return kt_seterr(errstr, errstr_size, KT_EUSAGE, "--resume and --new exclude each other");
+		/* An id is a directory name under restores/: nothing that could
+		 * climb out of it. */
+		if (opts->resume_id && (!*opts->resume_id ||
+					strspn(opts->resume_id, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+						"abcdefghijklmnopqrstuvwxyz-") != strlen(opts->resume_id)))
+			return kt_seterr(errstr, errstr_size, KT_EUSAGE,
+					 "--resume '%s' is not a restore id (like 20261122T021500123Z-4be1a9c0)",
+					 opts->resume_id);
 	} else if (opts->group_count || opts->group_regex || opts->resume_id) {
 		return kt_seterr(errstr, errstr_size, KT_EUSAGE,
 				 "consumer groups and --resume are for ktape restore");

@@ -62,7 +62,10 @@ n2=$(count)
 [ "$n2" -lt 15000 ] || fail "the restore finished before it was killed"
 pass "SIGKILL lands after $n2 records"
 
-restore --json >"$T/final.json" 2>"$T/final.err" || { cat "$T/final.err" >&2; fail "the rerun failed"; }
+expect_status 1 "$KTAPE" restore -b "$DST" -r "$REPO" --resume 20200101T000000000Z-00000000
+expect_status 2 "$KTAPE" restore -b "$DST" -r "$REPO" --resume ../../etc
+# By id this time: the plan recorded in the repository is what runs.
+restore --resume "$rid" --json >"$T/final.json" 2>"$T/final.err" || { cat "$T/final.err" >&2; fail "the rerun failed"; }
 jq -e --arg rid "$rid" --argjson n "$n2" \
 	'.resumed and .restore_id == $rid and .records_skipped >= $n and
 	 .records_skipped + .records_sent == 15000' \
