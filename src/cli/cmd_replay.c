@@ -156,22 +156,6 @@ static int parse_positive(const char *text, double *out)
 	return 0;
 }
 
-/* Parses a non-negative decimal integer. */
-static int parse_count(const char *text, uint64_t max, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	if (*text < '0' || *text > '9')
-		return KT_EUSAGE;
-	errno = 0;
-	v = strtoull(text, &end, 10);
-	if (errno || *end || v > max)
-		return KT_EUSAGE;
-	*out = v;
-	return 0;
-}
-
 struct progress_view {
 	int enabled;
 	int shown; /* a progress line is on the terminal */
@@ -408,7 +392,7 @@ int kt_cli_cmd_replay(int argc, char **argv)
 					  opts.timestamps == 1 ? KT_REPLAY_TS_SHIFT : KT_REPLAY_TS_NOW;
 			break;
 		case OPT_LOOP:
-			if (parse_count(optarg, UINT32_MAX, &u64) || u64 == 0) {
+			if (kt_parse_u64(optarg, UINT32_MAX, &u64) || u64 == 0) {
 				kt_cli_error(CMD, "--loop '%s': expected a count of at least 1", optarg);
 				goto usage;
 			}
@@ -425,7 +409,7 @@ int kt_cli_cmd_replay(int argc, char **argv)
 					    KT_REPLAY_PART_RANDOM;
 			break;
 		case OPT_SEED:
-			if (parse_count(optarg, UINT64_MAX, &opts.seed)) {
+			if (kt_parse_u64(optarg, UINT64_MAX, &opts.seed)) {
 				kt_cli_error(CMD, "--seed '%s': expected a non-negative integer", optarg);
 				goto usage;
 			}
@@ -446,7 +430,7 @@ int kt_cli_cmd_replay(int argc, char **argv)
 			opts.max_bytes_rate = (double)u64;
 			break;
 		case OPT_REPLICATION_FACTOR:
-			if (parse_count(optarg, INT16_MAX, &u64) || u64 == 0) {
+			if (kt_parse_u64(optarg, INT16_MAX, &u64) || u64 == 0) {
 				kt_cli_error(CMD, "--replication-factor '%s': expected a positive integer", optarg);
 				goto usage;
 			}
