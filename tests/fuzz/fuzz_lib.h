@@ -27,6 +27,19 @@ void kt_fuzz_remove_tree(const char *path);
 /* Aborts with a message naming the broken invariant. */
 void kt_fuzz_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
+/* Rewrites, in place, every checksum of a segment (format/segment.md) that
+ * the bytes let it find: the file header's, each block's payload and header
+ * checksums (and the payload checksum its seek table entry repeats), the
+ * segment and footer checksums.  A mutated input would otherwise stop at
+ * its first checksum, leaving the record parser and the structural checks
+ * behind them unexplored; with the checksums right, those are what the
+ * input tests.  Structures it cannot find are left as they are. */
+void kt_fuzz_fix_segment_checksums(uint8_t *data, size_t size);
+
+/* The same for an index file (format/segment.md 5): header and entries
+ * checksums. */
+void kt_fuzz_fix_index_checksums(uint8_t *data, size_t size);
+
 /* Opens the segment at path with flags and exercises the whole reader API:
  * info and block accessors, next() over every record (touching each byte
  * it returns, so that AddressSanitizer sees any read past the block),
