@@ -10,10 +10,6 @@
 
 #include "kt_common.h"
 
-/* A stoppable sleep wakes this often to look at the stop flag: short enough
- * that Ctrl-C feels immediate, long enough to cost nothing. */
-#define STOP_POLL_NS (50 * 1000000LL)
-
 static int64_t system_now_ns(void *opaque)
 {
 	(void)opaque;
@@ -21,11 +17,13 @@ static int64_t system_now_ns(void *opaque)
 }
 
 /* Sleeps the whole duration: a signal that interrupts nanosleep does not cut
- * the wait short here (the stoppable clock is the one that reacts to them). */
-static void sleep_full(int64_t ns)
+ * the wait short (a caller that must react to signals supplies its own
+ * sleep, as the engine does, which also serves the producer meanwhile). */
+static void system_sleep_ns(void *opaque, int64_t ns)
 {
 	struct timespec req, rem;
 
+	(void)opaque;
 	if (ns <= 0)
 		return;
 	req.tv_sec = (time_t)(ns / 1000000000LL);
@@ -34,38 +32,11 @@ static void sleep_full(int64_t ns)
 		req = rem;
 }
 
-static void system_sleep_ns(void *opaque, int64_t ns)
-{
-	(void)opaque;
-	sleep_full(ns);
-}
-
-static void stoppable_sleep_ns(void *opaque, int64_t ns)
-{
-	volatile int *stop = opaque;
-	int64_t end = kt_now_ns() + ns;
-
-	while (!*stop) {
-		int64_t left = end - kt_now_ns();
-		if (left <= 0)
-			break;
-		sleep_full(left < STOP_POLL_NS ? left : STOP_POLL_NS);
-	}
-}
-
 void kt_replay_clock_system(struct kt_replay_clock *clock)
 {
 	clock->now_ns = system_now_ns;
 	clock->sleep_ns = system_sleep_ns;
 	clock->opaque = NULL;
-}
-
-void kt_replay_clock_system_stoppable(struct kt_replay_clock *clock, volatile int *stop)
-{
-	clock->now_ns = system_now_ns;
-	clock->sleep_ns = stoppable_sleep_ns;
-	/* The flag is only read, but opaque is a plain void *. */
-	clock->opaque = (void *)stop;
 }
 
 static int64_t manual_now_ns(void *opaque)

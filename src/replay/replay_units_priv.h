@@ -36,13 +36,6 @@ struct kt_replay_clock {
 };
 void kt_replay_clock_system(struct kt_replay_clock *clock); /* CLOCK_MONOTONIC + nanosleep */
 
-/* The system clock, but its sleep returns early (within about 50 ms) once
- * *stop becomes nonzero, so that SIGINT ends a paced or rate-limited run
- * promptly instead of after the longest remaining wait.  stop is owned by
- * the caller and must outlive the clock; it is typically set from a signal
- * handler. */
-void kt_replay_clock_system_stoppable(struct kt_replay_clock *clock, volatile int *stop);
-
 /* A manual clock: time stands still until the owner moves it or something
  * sleeps, and a sleep of ns moves it forward by exactly ns at once.  Unit
  * tests drive pacing and rate limits with it in simulated time; the counters

@@ -224,6 +224,25 @@ static void test_pacer_reset_starts_a_new_timeline(void **state)
 	fixture_free(fx);
 }
 
+/* The system clock really waits: 300 ms of recorded time at speed 10 take
+ * at least 30 ms of CLOCK_MONOTONIC (and not absurdly more). */
+static void test_pacer_with_system_clock_really_waits(void **state)
+{
+	struct kt_replay_clock clock;
+	struct kt_replay_pacer *pacer;
+
+	(void)state;
+	kt_replay_clock_system(&clock);
+	assert_int_equal(kt_replay_pacer_create(&pacer, 10.0, 0, &clock), 0);
+	int64_t start = clock.now_ns(clock.opaque);
+	kt_replay_pacer_wait(pacer, T0_MS);
+	kt_replay_pacer_wait(pacer, T0_MS + 300);
+	int64_t elapsed = clock.now_ns(clock.opaque) - start;
+	assert_true(elapsed >= 30 * NS_PER_MS);
+	assert_true(elapsed < 2000 * NS_PER_MS);
+	kt_replay_pacer_destroy(pacer);
+}
+
 static void test_pacer_rejects_bad_speeds(void **state)
 {
 	struct kt_replay_manual_time manual = { 0 };
@@ -253,6 +272,7 @@ int main(void)
 		cmocka_unit_test(test_pacer_interleaves_many_partitions_on_one_timeline),
 		cmocka_unit_test(test_pacer_catches_up_without_reanchoring),
 		cmocka_unit_test(test_pacer_reset_starts_a_new_timeline),
+		cmocka_unit_test(test_pacer_with_system_clock_really_waits),
 		cmocka_unit_test(test_pacer_rejects_bad_speeds),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
