@@ -564,6 +564,11 @@ static int plan_round(struct kt_capture *cap, uint64_t *gap_count, uint64_t *gap
 	int err;
 
 	*gap_count = *gap_offsets = 0;
+	for (size_t t = 0; cap->parent && t < cap->parent->topic_count; t++)
+		if (!cap_find_topic(cap, cap->parent->topics[t].name))
+			kt_log(cap->opts.log, KT_LOG_WARN,
+			       "topic %s of snapshot %s is not selected (or no longer exists): the new snapshot "
+			       "leaves it out; older snapshots keep it", cap->parent->topics[t].name, cap->parent->id);
 	for (size_t t = 0; t < cap->topic_count; t++) {
 		struct cap_topic *topic = &cap->topics[t];
 
