@@ -174,3 +174,34 @@ else
 	[ "$(BOOTSTRAP=$DST kcat_dump ro_small | wc -l)" -eq 0 ] || fail "the refused restore sent records"
 	pass "restore from a read-only repository is refused before sending anything: exit 1, $(head -n 1 "$T/ro.err")"
 fi
+
+# ---- the disk fills under a running restore -------------------------------------
+# The restore's checkpoint (rewritten every second) can no longer be
+# written: the restore stops naming the file; once space is back the rerun
+# resumes and every record is in the target exactly once.
+RFULL=$T/rfull
+mount_tmpfs "$RFULL" 16m
+umount "$RO"
+MOUNTS=("${MOUNTS[@]:1}")
+cp -a "$SREPO" "$RFULL/repo"
+sandbox_ctl topic create full_small:2 >/dev/null || fail "cannot create full_small"
+RESTORE=(restore -b "$DST" -r "$RFULL/repo" --map small=full_small --no-progress)
+(exec "$KTAPE" "${RESTORE[@]}" --max-rate $((total / 3))) >"$T/rfull.out" 2>"$T/rfull.err" &
+pid=$!
+sleep 0.5
+dd if=/dev/zero of="$RFULL/fill" bs=64k 2>/dev/null || true
+rc=0
+wait "$pid" || rc=$?
+if [ "$rc" -eq 0 ]; then
+	note "the restore finished before it had to write to the full disk"
+else
+	[ "$rc" -eq 1 ] && grep -q 'No space left on device' "$T/rfull.err" && grep -q "$RFULL/repo/restores/" "$T/rfull.err" ||
+		fail "full disk under a restore: exit $rc: $(cat "$T/rfull.err")"
+	[ -z "$(find "$RFULL/repo/restores" -name '*.tmp*')" ] || fail "the failed restore left temp files"
+	pass "full disk under a restore: exit 1, $(head -n 1 "$T/rfull.err")"
+fi
+rm -f "$RFULL/fill"
+"$KTAPE" "${RESTORE[@]}" >"$T/rfull2.out" 2>"$T/rfull2.err" || fail "the rerun with space back failed: $(cat "$T/rfull2.err")"
+BOOTSTRAP=$DST kcat_dump full_small >"$T/full_small.dst"
+expect_same --rename full_small=small "$T/small.src" "$T/full_small.dst"
+pass "with space back the restore resumed and every record is in the target exactly once"
