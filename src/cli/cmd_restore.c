@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,27 +95,16 @@ static void usage(FILE *out)
 }
 
 enum {
-	OPT_MAP = 256,
-	OPT_PREFIX,
-	OPT_FROM_TIME,
-	OPT_TO_TIME,
-	OPT_FROM_OFFSET,
-	OPT_TO_OFFSET,
-	OPT_PARTITIONING,
-	OPT_MAX_RATE,
-	OPT_MAX_BYTES_RATE,
-	OPT_REPLICATION_FACTOR,
-	OPT_NO_CREATE_TOPICS,
+	/* Options both restore and replay take: kt_replay_args_apply() parses
+	 * them by their long name. */
+	OPT_SHARED = 256,
 	OPT_RESUME,
 	OPT_NEW,
-	OPT_GROUP,
-	OPT_GROUPS,
 	OPT_DRY_RUN,
 	OPT_JSON,
 	OPT_STATS_FILE,
 	OPT_PROGRESS,
 	OPT_NO_PROGRESS,
-	OPT_TIMEOUT,
 };
 
 /* Set before the handler is installed, cleared after it is removed;
@@ -231,19 +219,6 @@ static void print_summary(const struct kt_replay_summary *s, const char *brokers
 	print_groups(s, dry_run);
 }
 
-static int parse_positive(const char *text, double *out)
-{
-	char *end;
-	double v;
-
-	errno = 0;
-	v = strtod(text, &end);
-	if (errno || end == text || *end || !(v > 0) || !isfinite(v))
-		return KT_EUSAGE;
-	*out = v;
-	return 0;
-}
-
 int kt_cli_cmd_restore(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -252,59 +227,46 @@ int kt_cli_cmd_restore(int argc, char **argv)
 		{ "snapshot", required_argument, NULL, 's' },
 		{ "topic", required_argument, NULL, 't' },
 		{ "exclude", required_argument, NULL, 'x' },
-		{ "map", required_argument, NULL, OPT_MAP },
-		{ "prefix", required_argument, NULL, OPT_PREFIX },
-		{ "from-time", required_argument, NULL, OPT_FROM_TIME },
-		{ "to-time", required_argument, NULL, OPT_TO_TIME },
-		{ "from-offset", required_argument, NULL, OPT_FROM_OFFSET },
-		{ "to-offset", required_argument, NULL, OPT_TO_OFFSET },
-		{ "partitioning", required_argument, NULL, OPT_PARTITIONING },
-		{ "max-rate", required_argument, NULL, OPT_MAX_RATE },
-		{ "max-bytes-rate", required_argument, NULL, OPT_MAX_BYTES_RATE },
-		{ "replication-factor", required_argument, NULL, OPT_REPLICATION_FACTOR },
-		{ "no-create-topics", no_argument, NULL, OPT_NO_CREATE_TOPICS },
+		{ "map", required_argument, NULL, OPT_SHARED },
+		{ "prefix", required_argument, NULL, OPT_SHARED },
+		{ "from-time", required_argument, NULL, OPT_SHARED },
+		{ "to-time", required_argument, NULL, OPT_SHARED },
+		{ "from-offset", required_argument, NULL, OPT_SHARED },
+		{ "to-offset", required_argument, NULL, OPT_SHARED },
+		{ "partitioning", required_argument, NULL, OPT_SHARED },
+		{ "max-rate", required_argument, NULL, OPT_SHARED },
+		{ "max-bytes-rate", required_argument, NULL, OPT_SHARED },
+		{ "replication-factor", required_argument, NULL, OPT_SHARED },
+		{ "no-create-topics", no_argument, NULL, OPT_SHARED },
+		{ "group", required_argument, NULL, OPT_SHARED },
+		{ "groups", required_argument, NULL, OPT_SHARED },
+		{ "timeout", required_argument, NULL, OPT_SHARED },
 		{ "resume", required_argument, NULL, OPT_RESUME },
 		{ "new", no_argument, NULL, OPT_NEW },
-		{ "group", required_argument, NULL, OPT_GROUP },
-		{ "groups", required_argument, NULL, OPT_GROUPS },
 		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "stats-file", required_argument, NULL, OPT_STATS_FILE },
 		{ "progress", no_argument, NULL, OPT_PROGRESS },
 		{ "no-progress", no_argument, NULL, OPT_NO_PROGRESS },
-		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct kt_replay_opts opts;
 	struct kt_replay *rp = NULL;
+	struct kt_replay_args *args = NULL;
 	struct kt_sandbox_kconf *kconf = NULL;
 	struct restore_view view = { .progress = -1 };
-	const char **topics = NULL, **excludes = NULL, **groups = NULL;
-	struct kt_replay_map *maps = NULL;
-	struct kt_replay_offset_bound *from_offsets = NULL, *to_offsets = NULL;
-	int json = 0, c, rc = KT_EXIT_USAGE, err;
-	char errstr[1024], *end;
-	uint64_t u64;
-	int64_t ms;
-	long rf;
+	int json = 0, c, idx, rc = KT_EXIT_USAGE, err;
+	char errstr[1024];
 
 	kt_replay_opts_init(&opts, KT_REPLAY_MODE_RESTORE);
 	opts.log = &kt_cli_log;
-	/* No option occurs more often than there are arguments. */
-	topics = calloc((size_t)argc, sizeof(*topics));
-	excludes = calloc((size_t)argc, sizeof(*excludes));
-	groups = calloc((size_t)argc, sizeof(*groups));
-	maps = calloc((size_t)argc, sizeof(*maps));
-	from_offsets = calloc((size_t)argc, sizeof(*from_offsets));
-	to_offsets = calloc((size_t)argc, sizeof(*to_offsets));
-	if (!topics || !excludes || !groups || !maps || !from_offsets || !to_offsets ||
-	    kt_sandbox_kconf_create(&kconf)) {
+	if (kt_replay_args_create(&args, &opts, argc) || kt_sandbox_kconf_create(&kconf)) {
 		kt_cli_error(CMD, "out of memory");
 		rc = KT_EXIT_FAILURE;
 		goto out;
 	}
-	while ((c = getopt_long(argc, argv, "b:r:s:t:x:X:F:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "b:r:s:t:x:X:F:h", longopts, &idx)) != -1) {
 		switch (c) {
 		case 'b':
 			opts.brokers = optarg;
@@ -316,86 +278,14 @@ int kt_cli_cmd_restore(int argc, char **argv)
 			opts.snapshot_id = optarg;
 			break;
 		case 't':
-			topics[opts.topic_count++] = optarg;
-			break;
 		case 'x':
-			excludes[opts.exclude_count++] = optarg;
-			break;
-		case OPT_MAP: {
-			char *eq = strchr(optarg, '=');
-
-			if (!eq || eq == optarg || !eq[1]) {
-				kt_cli_error(CMD, "--map '%s': expected SOURCE=TARGET", optarg);
+		case OPT_SHARED:
+			err = kt_replay_args_apply(args, c == 't' ? "topic" : c == 'x' ? "exclude" :
+							 longopts[idx].name, optarg, errstr, sizeof(errstr));
+			if (err < 0)
+				kt_cli_error(CMD, "%s", errstr);
+			if (err <= 0)
 				goto usage;
-			}
-			*eq = '\0';
-			maps[opts.map_count].source = optarg;
-			maps[opts.map_count++].target = eq + 1;
-			break;
-		}
-		case OPT_PREFIX:
-			opts.prefix = optarg;
-			break;
-		case OPT_FROM_TIME:
-		case OPT_TO_TIME:
-			if (kt_parse_time_ms(optarg, &ms)) {
-				kt_cli_error(CMD, "--%s '%s': expected ISO-8601 (2026-11-22T01:30:00Z) or epoch milliseconds",
-					     c == OPT_FROM_TIME ? "from-time" : "to-time", optarg);
-				goto usage;
-			}
-			*(c == OPT_FROM_TIME ? &opts.from_time : &opts.to_time) = ms;
-			break;
-		case OPT_FROM_OFFSET:
-		case OPT_TO_OFFSET: {
-			int from = c == OPT_FROM_OFFSET;
-			struct kt_replay_offset_bound *b = from ? &from_offsets[opts.from_offset_count]
-								: &to_offsets[opts.to_offset_count];
-
-			if (kt_replay_parse_offset_bound(optarg, b, errstr, sizeof(errstr))) {
-				kt_cli_error(CMD, "--%s: %s", from ? "from-offset" : "to-offset", errstr);
-				goto usage;
-			}
-			*(from ? &opts.from_offset_count : &opts.to_offset_count) += 1;
-			break;
-		}
-		case OPT_PARTITIONING:
-			if (!strcmp(optarg, "preserve"))
-				opts.partitioning = KT_REPLAY_PART_PRESERVE;
-			else if (!strcmp(optarg, "key"))
-				opts.partitioning = KT_REPLAY_PART_KEY;
-			else if (!strcmp(optarg, "random"))
-				opts.partitioning = KT_REPLAY_PART_RANDOM;
-			else {
-				kt_cli_error(CMD, "--partitioning '%s': expected preserve, key or random", optarg);
-				goto usage;
-			}
-			break;
-		case OPT_MAX_RATE:
-			if (parse_positive(optarg, &opts.max_rate)) {
-				kt_cli_error(CMD, "--max-rate '%s': expected a positive number of records per second",
-					     optarg);
-				goto usage;
-			}
-			break;
-		case OPT_MAX_BYTES_RATE:
-			if (kt_parse_size(optarg, &u64) || u64 == 0) {
-				kt_cli_error(CMD, "--max-bytes-rate '%s': expected a positive byte count per second (e.g. 500K, 20M)",
-					     optarg);
-				goto usage;
-			}
-			opts.max_bytes_rate = (double)u64;
-			break;
-		case OPT_REPLICATION_FACTOR:
-			errno = 0;
-			rf = strtol(optarg, &end, 10);
-			if (errno || *end || rf < 1 || rf > INT16_MAX) {
-				kt_cli_error(CMD, "--replication-factor '%s': expected a positive integer", optarg);
-				goto usage;
-			}
-			opts.replication_factor = (int32_t)rf;
-			break;
-		case OPT_NO_CREATE_TOPICS:
-			opts.create_topics = 0;
 			break;
 		case OPT_RESUME:
 			/* The id names a directory under REPO/restores: a path
@@ -409,12 +299,6 @@ int kt_cli_cmd_restore(int argc, char **argv)
 		case OPT_NEW:
 			opts.force_new = 1;
 			break;
-		case OPT_GROUP:
-			groups[opts.group_count++] = optarg;
-			break;
-		case OPT_GROUPS:
-			opts.group_regex = optarg;
-			break;
 		case OPT_DRY_RUN:
 			opts.dry_run = 1;
 			break;
@@ -425,17 +309,8 @@ int kt_cli_cmd_restore(int argc, char **argv)
 			view.stats_file = optarg;
 			break;
 		case OPT_PROGRESS:
-			view.progress = 1;
-			break;
 		case OPT_NO_PROGRESS:
-			view.progress = 0;
-			break;
-		case OPT_TIMEOUT:
-			if (kt_parse_duration_ms(optarg, &ms) || ms <= 0 || ms > INT32_MAX) {
-				kt_cli_error(CMD, "--timeout '%s': expected a positive duration (500ms, 10s)", optarg);
-				goto usage;
-			}
-			opts.timeout_ms = (int)ms;
+			view.progress = c == OPT_PROGRESS;
 			break;
 		case 'X':
 		case 'F':
@@ -462,12 +337,6 @@ int kt_cli_cmd_restore(int argc, char **argv)
 		kt_cli_error(CMD, "%s is required", !opts.repo_path ? "--repo" : "--brokers");
 		goto usage;
 	}
-	opts.topics = topics;
-	opts.excludes = excludes;
-	opts.groups = groups;
-	opts.maps = maps;
-	opts.from_offsets = from_offsets;
-	opts.to_offsets = to_offsets;
 	opts.conf_apply = apply_kconf;
 	opts.conf_opaque = kconf;
 	if (view.progress < 0)
@@ -516,11 +385,6 @@ usage:
 out:
 	kt_replay_destroy(rp);
 	kt_sandbox_kconf_destroy(kconf);
-	free(topics);
-	free(excludes);
-	free(groups);
-	free(maps);
-	free(from_offsets);
-	free(to_offsets);
+	kt_replay_args_destroy(args);
 	return rc;
 }

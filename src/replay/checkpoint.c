@@ -236,11 +236,23 @@ static json_t *bound_json(int64_t v, int64_t none)
 	return v == none ? json_null() : json_integer(v);
 }
 
+/* The common end of the encoders: serializes root when it was built
+ * whole, and frees it either way. */
+static int finish_json(json_t *root, int built, char **out, const char *what, const char *id,
+		       char *errstr, size_t errstr_size)
+{
+	*out = built ? json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER) : NULL;
+	json_decref(root);
+	if (!*out)
+		return kt_seterr(errstr, errstr_size, -ENOMEM, "out of memory encoding %s %s", what, id);
+	return 0;
+}
+
 int kt_replay_plan_to_json(const struct kt_replay_plan *plan, char **out,
 			   char *errstr, size_t errstr_size)
 {
 	json_t *root = NULL, *topics, *range;
-	int err = -ENOMEM;
+	int built = 0;
 
 	*out = NULL;
 	range = json_pack("{s:o,s:o}", "from_time",
@@ -288,15 +300,9 @@ int kt_replay_plan_to_json(const struct kt_replay_plan *plan, char **out,
 				goto out;
 		}
 	}
-	*out = json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
-	if (*out)
-		err = 0;
+	built = 1;
 out:
-	json_decref(root);
-	if (err)
-		kt_seterr(errstr, errstr_size, err, "out of memory encoding restore plan %s",
-			  plan->id);
-	return err;
+	return finish_json(root, built, out, "restore plan", plan->id, errstr, errstr_size);
 }
 
 /* Checks format and version in the order format/restore.md gives. */
@@ -547,7 +553,7 @@ int kt_replay_checkpoint_to_json(const struct kt_replay_checkpoint *ckpt, char *
 				 char *errstr, size_t errstr_size)
 {
 	json_t *root, *parts = json_array();
-	int err = -ENOMEM;
+	int built = 0;
 
 	*out = NULL;
 	root = json_pack("{s:s,s:i,s:s,s:I,s:s,s:I,s:o,s:o}", "format", CKPT_FORMAT, "version",
@@ -565,15 +571,9 @@ int kt_replay_checkpoint_to_json(const struct kt_replay_checkpoint *ckpt, char *
 			    (json_int_t)ckpt->parts[i].acked)))
 			goto out;
 	}
-	*out = json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
-	if (*out)
-		err = 0;
+	built = 1;
 out:
-	json_decref(root);
-	if (err)
-		kt_seterr(errstr, errstr_size, err, "out of memory encoding checkpoint of %s",
-			  ckpt->id);
-	return err;
+	return finish_json(root, built, out, "checkpoint of restore", ckpt->id, errstr, errstr_size);
 }
 
 int kt_replay_checkpoint_from_json(const char *json, size_t len, const char *what,

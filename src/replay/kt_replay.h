@@ -160,6 +160,25 @@ struct kt_replay_opts {
 	const struct kt_log *log;    /* may be NULL */
 };
 
+/* ---- command-line options both commands take ------------------------------ */
+
+/* Owns the arrays a kt_replay_opts filled from command-line arguments
+ * points into (topics, excludes, maps, offset bounds, groups).  argc bounds
+ * how often any option can repeat.  opts must outlive args. */
+struct kt_replay_args;
+int kt_replay_args_create(struct kt_replay_args **out, struct kt_replay_opts *opts, int argc);
+void kt_replay_args_destroy(struct kt_replay_args *args);
+
+/* Applies one option that `ktape restore` and `ktape replay` share, named
+ * by its long name: topic, exclude, map, prefix, from-time, to-time,
+ * from-offset, to-offset, partitioning, max-rate, max-bytes-rate,
+ * replication-factor, no-create-topics, timeout, group, groups.  value is
+ * NULL for a flag; --map and offset bounds keep pointers into it (argv
+ * strings qualify).  Returns 1 when applied, 0 when name is none of these,
+ * or KT_EUSAGE with a sentence naming the option and the expected form. */
+int kt_replay_args_apply(struct kt_replay_args *args, const char *name, char *value,
+			 char *errstr, size_t errstr_size);
+
 /* Fills opts with the defaults of the given mode: restore preserves
  * partitions, keeps timestamps, paces nothing and creates topics; replay
  * the same, except mode. */

@@ -212,6 +212,160 @@ int kt_replay_parse_offset_bound(char *text, struct kt_replay_offset_bound *boun
 	return 0;
 }
 
+struct kt_replay_args {
+	struct kt_replay_opts *opts;
+	const char **topics;
+	const char **excludes;
+	const char **groups;
+	struct kt_replay_map *maps;
+	struct kt_replay_offset_bound *from_offsets;
+	struct kt_replay_offset_bound *to_offsets;
+};
+
+int kt_replay_args_create(struct kt_replay_args **out, struct kt_replay_opts *opts, int argc)
+{
+	struct kt_replay_args *args = calloc(1, sizeof(*args));
+	size_t n = argc > 0 ? (size_t)argc : 1;
+
+	*out = NULL;
+	if (!args)
+		return -ENOMEM;
+	args->opts = opts;
+	args->topics = calloc(n, sizeof(*args->topics));
+	args->excludes = calloc(n, sizeof(*args->excludes));
+	args->groups = calloc(n, sizeof(*args->groups));
+	args->maps = calloc(n, sizeof(*args->maps));
+	args->from_offsets = calloc(n, sizeof(*args->from_offsets));
+	args->to_offsets = calloc(n, sizeof(*args->to_offsets));
+	if (!args->topics || !args->excludes || !args->groups || !args->maps ||
+	    !args->from_offsets || !args->to_offsets) {
+		kt_replay_args_destroy(args);
+		return -ENOMEM;
+	}
+	opts->topics = args->topics;
+	opts->excludes = args->excludes;
+	opts->groups = args->groups;
+	opts->maps = args->maps;
+	opts->from_offsets = args->from_offsets;
+	opts->to_offsets = args->to_offsets;
+	*out = args;
+	return 0;
+}
+
+void kt_replay_args_destroy(struct kt_replay_args *args)
+{
+	if (!args)
+		return;
+	free(args->topics);
+	free(args->excludes);
+	free(args->groups);
+	free(args->maps);
+	free(args->from_offsets);
+	free(args->to_offsets);
+	free(args);
+}
+
+static int parse_rate(const char *text, double *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(text, &end);
+	if (errno || end == text || *end || !(v > 0) || v > 1e15)
+		return KT_EUSAGE;
+	*out = v;
+	return 0;
+}
+
+int kt_replay_args_apply(struct kt_replay_args *args, const char *name, char *value,
+			 char *errstr, size_t errstr_size)
+{
+	struct kt_replay_opts *o = args->opts;
+	uint64_t u64;
+	int64_t ms;
+	char *end;
+	long v;
+
+	if (!strcmp(name, "no-create-topics")) {
+		o->create_topics = 0;
+		return 1;
+	}
+	if (!value)
+		return 0;
+	if (!strcmp(name, "topic")) {
+		args->topics[o->topic_count++] = value;
+	} else if (!strcmp(name, "exclude")) {
+		args->excludes[o->exclude_count++] = value;
+	} else if (!strcmp(name, "group")) {
+		args->groups[o->group_count++] = value;
+	} else if (!strcmp(name, "groups")) {
+		o->group_regex = value;
+	} else if (!strcmp(name, "prefix")) {
+		o->prefix = value;
+	} else if (!strcmp(name, "map")) {
+		char *eq = strchr(value, '=');
+
+		if (!eq || eq == value || !eq[1])
+			return kt_seterr(errstr, errstr_size, KT_EUSAGE,
+					 "--map '%s': expected SOURCE=TARGET", value);
+		*eq = '\0';
+		args->maps[o->map_count].source = value;
+		args->maps[o->map_count++].target = eq + 1;
+	} else if (!strcmp(name, "from-time") || !strcmp(name, "to-time")) {
+		if (kt_parse_time_ms(value, &ms))
+			return kt_seterr(errstr, errstr_size, KT_EUSAGE,
+					 "--%s '%s': expected ISO-8601 (2026-11-22T01:30:00Z) or epoch milliseconds",
+					 name, value);
+		*(name[0] == 'f' ? &o->from_time : &o->to_time) = ms;
+	} else if (!strcmp(name, "from-offset") || !strcmp(name, "to-offset")) {
+		int from = name[0] == 'f';
+		struct kt_replay_offset_bound *b = from ? &args->from_offsets[o->from_offset_count]
+						        : &args->to_offsets[o->to_offset_count];
+		char why[256];
+
+		if (kt_replay_parse_offset_bound(value, b, why, sizeof(why)))
+			return kt_seterr(errstr, errstr_size, KT_EUSAGE, "--%s: %s", name, why);
+		*(from ? &o->from_offset_count : &o->to_offset_count) += 1;
+	} else if (!strcmp(name, "partitioning")) {
+		if (!strcmp(value, "preserve"))
+			o->partitioning = KT_REPLAY_PART_PRESERVE;
+		else if (!strcmp(value, "key"))
+			o->partitioning = KT_REPLAY_PART_KEY;
+		else if (!strcmp(value, "random"))
+			o->partitioning = KT_REPLAY_PART_RANDOM;
+		else
+			return kt_seterr(errstr, errstr_size, KT_EUSAGE,
+					 "--partitioning '%s': expected preserve, key or random", value);
+	} else if (!strcmp(name, "max-rate")) {
+		if (parse_rate(value, &o->max_rate))
+			return kt_seterr(errstr, errstr_size, KT_EUSAGE,
+					 "--max-rate '%s': expected a positive number of records per second",
+					 value);
+	} else if (!strcmp(name, "max-bytes-rate")) {
+		if (kt_parse_size(value, &u64) || u64 == 0)
+			return kt_seterr(errstr, errstr_size, KT_EUSAGE,
+					 "--max-bytes-rate '%s': expected a positive byte count per second"
+					 " (e.g. 500K, 20M)", value);
+		o->max_bytes_rate = (double)u64;
+	} else if (!strcmp(name, "replication-factor")) {
+		errno = 0;
+		v = strtol(value, &end, 10);
+		if (errno || *end || end == value || v < 1 || v > INT16_MAX)
+			return kt_seterr(errstr, errstr_size, KT_EUSAGE,
+					 "--replication-factor '%s': expected a positive integer", value);
+		o->replication_factor = (int32_t)v;
+	} else if (!strcmp(name, "timeout")) {
+		if (kt_parse_duration_ms(value, &ms) || ms <= 0 || ms > INT32_MAX)
+			return kt_seterr(errstr, errstr_size, KT_EUSAGE,
+					 "--timeout '%s': expected a positive duration (500ms, 10s)", value);
+		o->timeout_ms = (int)ms;
+	} else {
+		return 0;
+	}
+	return 1;
+}
+
 /* The bound that applies to topic/partition: the most specific match
  * wins.  Returns none when no bound matches. */
 static int64_t pick_bound(const struct kt_replay_offset_bound *b, size_t n, const char *topic,

@@ -440,6 +440,41 @@ static void test_offset_bounds_parse_every_form(void **state)
 	assert_int_equal(kt_replay_parse_offset_bound(t7, &b, errstr, sizeof(errstr)), KT_EUSAGE);
 }
 
+static void test_shared_args_fill_the_options(void **state)
+{
+	struct kt_replay_opts opts;
+	struct kt_replay_args *args = NULL;
+	char errstr[256];
+	char map[] = "orders=dr.orders", off[] = "2:100", bad_map[] = "orders", t[] = "^o.*";
+	char when[] = "2023-11-14T22:13:20.123Z", rate[] = "1.5", size[] = "2M", part[] = "hash";
+
+	(void)state;
+	kt_replay_opts_init(&opts, KT_REPLAY_MODE_RESTORE);
+	assert_int_equal(kt_replay_args_create(&args, &opts, 8), 0);
+	assert_int_equal(kt_replay_args_apply(args, "map", map, errstr, sizeof(errstr)), 1);
+	assert_int_equal(opts.map_count, 1);
+	assert_string_equal(opts.maps[0].source, "orders");
+	assert_string_equal(opts.maps[0].target, "dr.orders");
+	assert_int_equal(kt_replay_args_apply(args, "from-offset", off, errstr, sizeof(errstr)), 1);
+	assert_int_equal(opts.from_offsets[0].partition, 2);
+	assert_int_equal(opts.from_offsets[0].offset, 100);
+	assert_int_equal(kt_replay_args_apply(args, "topic", t, errstr, sizeof(errstr)), 1);
+	assert_string_equal(opts.topics[0], "^o.*");
+	assert_int_equal(kt_replay_args_apply(args, "from-time", when, errstr, sizeof(errstr)), 1);
+	assert_int_equal(opts.from_time, 1700000000123LL);
+	assert_int_equal(kt_replay_args_apply(args, "max-rate", rate, errstr, sizeof(errstr)), 1);
+	assert_true(opts.max_rate == 1.5);
+	assert_int_equal(kt_replay_args_apply(args, "max-bytes-rate", size, errstr, sizeof(errstr)), 1);
+	assert_true(opts.max_bytes_rate == 2.0 * 1024 * 1024);
+	assert_int_equal(kt_replay_args_apply(args, "no-create-topics", NULL, errstr, sizeof(errstr)), 1);
+	assert_int_equal(opts.create_topics, 0);
+	assert_int_equal(kt_replay_args_apply(args, "map", bad_map, errstr, sizeof(errstr)), KT_EUSAGE);
+	assert_non_null(strstr(errstr, "SOURCE=TARGET"));
+	assert_int_equal(kt_replay_args_apply(args, "partitioning", part, errstr, sizeof(errstr)), KT_EUSAGE);
+	assert_int_equal(kt_replay_args_apply(args, "speed", rate, errstr, sizeof(errstr)), 0);
+	kt_replay_args_destroy(args);
+}
+
 static void test_summary_renders_as_json_and_prometheus(void **state)
 {
 	struct kt_replay_summary s;
@@ -468,6 +503,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_offset_bounds_parse_every_form),
 		cmocka_unit_test(test_restore_options_are_checked_before_anything_runs),
+		cmocka_unit_test(test_shared_args_fill_the_options),
 		cmocka_unit_test(test_summary_renders_as_json_and_prometheus),
 		cmocka_unit_test_setup_teardown(test_restore_sends_every_record_exactly_and_reruns_as_noop,
 						setup, teardown),
