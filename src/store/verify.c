@@ -277,6 +277,19 @@ static void check_chain(struct verify_ctx *ctx, const struct kt_store_snapshot *
 			       "gap [%lld, %lld) is not inside the partition's range [%lld, %lld)",
 			       (long long)gap->from, (long long)gap->to,
 			       (long long)part->start_offset, (long long)part->end_offset);
+		/* A gap says those offsets were lost: a segment holding any of
+		 * them contradicts it. */
+		for (size_t s = 0; s < part->segment_count; s++) {
+			const struct kt_store_segref *ref = &part->segments[s];
+			if (ref->first_offset < gap->to && ref->last_offset >= gap->from) {
+				item.ref = ref;
+				report(ctx, &item, -1, 0, 0, KT_ECORRUPT,
+				       "segment offsets %lld-%lld overlap the gap [%lld, %lld) the manifest records as lost",
+				       (long long)ref->first_offset, (long long)ref->last_offset,
+				       (long long)gap->from, (long long)gap->to);
+				item.ref = NULL;
+			}
+		}
 	}
 }
 

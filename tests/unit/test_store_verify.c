@@ -266,6 +266,39 @@ static void test_verify_finds_a_segment_the_manifest_lost(void **state)
 	fixture_rmrf(dir);
 }
 
+static void test_verify_reports_a_gap_that_overlaps_a_segment(void **state)
+{
+	char dir[256], errstr[512];
+	struct kt_store_repo *repo = NULL;
+	struct kt_store_snapshot *full, *bad;
+	struct kt_store_verify_opts opts = { 0 };
+	struct kt_store_verify_result res;
+	struct seen s;
+
+	(void)state;
+	fixture_tmpdir(dir, sizeof(dir), "verify");
+	assert_int_equal(kt_store_repo_open(&repo, dir, KT_STORE_REPO_CREATE | KT_STORE_REPO_LOCK, 0,
+					    errstr, sizeof(errstr)), 0);
+	full = fixture_full_snapshot(repo, "orders", 1, 100, 1700000000000LL, errstr, sizeof(errstr));
+	assert_non_null(full);
+	bad = fixture_continue(full);
+	assert_non_null(bad);
+	/* The segment holds offsets 0-198: a gap over 10-20 is a lie. */
+	assert_int_equal(kt_store_partition_add_gap(&bad->topics[0].partitions[0], 10, 20, "retention"), 0);
+	assert_int_equal(kt_store_repo_commit_snapshot(repo, bad, errstr, sizeof(errstr)), 0);
+	memset(&s, 0, sizeof(s));
+	opts.on_problem = on_problem;
+	opts.opaque = &s;
+	char *ids[1] = { bad->id };
+	assert_int_equal(kt_store_repo_verify(repo, ids, 1, &opts, &res, errstr, sizeof(errstr)), KT_ECORRUPT);
+	assert_int_equal(s.count, 1);
+	assert_non_null(strstr(s.message, "overlap the gap [10, 20)"));
+	kt_store_snapshot_destroy(bad);
+	kt_store_snapshot_destroy(full);
+	kt_store_repo_destroy(repo);
+	fixture_rmrf(dir);
+}
+
 static void test_verify_reports_a_damaged_index_once(void **state)
 {
 	char dir[256], errstr[512], abs[PATH_MAX], idx[PATH_MAX];
@@ -424,6 +457,7 @@ int main(void)
 		cmocka_unit_test(test_verify_checks_a_shared_segment_once),
 		cmocka_unit_test(test_verify_finds_a_segment_the_manifest_lost),
 		cmocka_unit_test(test_verify_reports_a_damaged_index_once),
+		cmocka_unit_test(test_verify_reports_a_gap_that_overlaps_a_segment),
 		cmocka_unit_test(test_prune_keeps_shared_segments_and_drops_unreferenced_ones),
 		cmocka_unit_test(test_prune_refuses_a_policy_that_keeps_nothing),
 		cmocka_unit_test(test_prune_daily_keeps_newest_of_each_day),
