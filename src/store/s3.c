@@ -304,10 +304,11 @@ static int parse_endpoint(struct kt_s3_client *s3, const char *endpoint, char *e
 
 		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
 		      c == '.' || c == '-' || c == ':' || c == '[' || c == ']'))
+			/* The endpoint is not echoed: it may hold a password. */
 			return kt_seterr(errstr, errstr_size, KT_EUSAGE,
-					 "S3 endpoint '%s' has '%c' in its host part (credentials, "
-					 "queries and fragments are not accepted there)", endpoint,
-					 c);
+					 "S3 endpoint has '%c' at byte %zu of its host part "
+					 "(credentials, queries and fragments are not accepted "
+					 "there)", c, (size_t)(a - endpoint) + i);
 	}
 	memcpy(s3->authority, a, n);
 	s3->authority[n] = '\0';
