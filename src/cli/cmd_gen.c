@@ -77,6 +77,17 @@ static void usage(FILE *out)
 		"      --disorder SHARE       share of records moved back in time\n");
 }
 
+/* librdkafka's own log goes through ktape's, so that it reads like every
+ * other command's output and -q silences it: by default librdkafka would
+ * print raw "%3|...|FAIL|" lines on stderr.  Its errors are retried
+ * connection attempts, warnings at most: what ends the command is reported
+ * once, as ktape's own error. */
+static void gen_rdkafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+	(void)rk;
+	kt_log(&kt_cli_log, level <= 4 ? KT_LOG_WARN : KT_LOG_DEBUG, "kafka: %s: %s", fac, buf);
+}
+
 /* Builds a client configuration: bootstrap, then ktape's defaults for bulk
  * producing, then the user's -X/-F (which win). */
 static rd_kafka_conf_t *make_conf(const char *brokers, const struct kt_sandbox_kconf *kconf,
@@ -95,6 +106,7 @@ static rd_kafka_conf_t *make_conf(const char *brokers, const struct kt_sandbox_k
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	char errstr[1024];
 
+	rd_kafka_conf_set_log_cb(conf, gen_rdkafka_log);
 	if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
 		goto bad;
 	if (producer) {
