@@ -18,6 +18,9 @@ MOUNTS=()
 # Unmount whatever this test mounted before lib.sh's cleanup removes $T.
 _chaos_cleanup() {
 	local rc=$? m
+	# Without this, (exit "$rc") below would end the shell under set -e
+	# before lib.sh's cleanup stops the sandboxes.
+	set +e
 	for m in "${MOUNTS[@]}"; do
 		umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
 	done
