@@ -42,6 +42,9 @@
  * (format/restore.md section 2.1).  Part of the on-disk contract: changing
  * it changes which records a rerun skips. */
 #define RR_CHUNK 1024
+/* Partitions in the round-robin rotation at once; also part of the
+ * contract. */
+#define RR_WINDOW 64
 /* How often (in records) the send loop serves delivery reports and looks at
  * the clock. */
 #define POLL_EVERY 256
@@ -1655,43 +1658,40 @@ static int setup_restore(struct kt_replay *rp, int from_file, char *errstr, size
  * Sending
  * ====================================================================== */
 
-static int open_scans(struct kt_replay *rp, char *errstr, size_t errstr_size)
+static int open_scan(struct kt_replay *rp, struct rs_part *part, char *errstr, size_t errstr_size)
 {
-	for (size_t i = 0; i < rp->part_count; i++) {
-		struct rs_part *part = &rp->parts[i];
-		struct kt_store_range range;
-		int err;
+	struct kt_store_range range;
 
-		kt_store_range_init(&range);
-		range.from_offset = part->from_offset;
-		range.to_offset = part->to_offset;
-		range.from_time = rp->plan->from_time;
-		range.to_time = rp->plan->to_time;
-		err = kt_store_scan_create(&part->scan, rp->repo, part->sp, &range, errstr, errstr_size);
-		if (err)
-			return err;
-		part->done = 0;
-		part->head = NULL;
-	}
-	return 0;
+	kt_store_range_init(&range);
+	range.from_offset = part->from_offset;
+	range.to_offset = part->to_offset;
+	range.from_time = rp->plan->from_time;
+	range.to_time = rp->plan->to_time;
+	part->done = 0;
+	part->head = NULL;
+	return kt_store_scan_create(&part->scan, rp->repo, part->sp, &range, errstr, errstr_size);
+}
+
+/* Closes part's scan (if open), adding what it read to the summary. */
+static void close_scan(struct kt_replay *rp, struct rs_part *part)
+{
+	struct kt_store_read_stats st;
+	uint64_t total = 0;
+
+	if (!part->scan)
+		return;
+	kt_store_scan_stats(part->scan, &st, &total);
+	rp->summary.blocks_read += st.blocks_loaded;
+	rp->summary.stored_bytes_read += st.stored_bytes_read;
+	rp->summary.blocks_total += total;
+	kt_store_scan_destroy(part->scan);
+	part->scan = NULL;
 }
 
 static void close_scans(struct kt_replay *rp)
 {
-	for (size_t i = 0; i < rp->part_count; i++) {
-		struct rs_part *part = &rp->parts[i];
-		struct kt_store_read_stats st;
-		uint64_t total = 0;
-
-		if (!part->scan)
-			continue;
-		kt_store_scan_stats(part->scan, &st, &total);
-		rp->summary.blocks_read += st.blocks_loaded;
-		rp->summary.stored_bytes_read += st.stored_bytes_read;
-		rp->summary.blocks_total += total;
-		kt_store_scan_destroy(part->scan);
-		part->scan = NULL;
-	}
+	for (size_t i = 0; i < rp->part_count; i++)
+		close_scan(rp, &rp->parts[i]);
 }
 
 /* Advances part to its next record; sets done at the end. */
@@ -1924,13 +1924,14 @@ static int send_pass(struct kt_replay *rp, char *errstr, size_t errstr_size)
 	uint64_t n = 0;
 	int err;
 
-	err = open_scans(rp, errstr, errstr_size);
-	if (err)
-		return err;
 	if (rp->plan->order == KT_REPLAY_ORDER_TIME) {
+		/* One timeline: every partition's next record competes, so
+		 * every scan is open at once. */
 		rp->heap_len = 0;
 		for (size_t i = 0; i < rp->part_count; i++) {
-			err = part_advance(&rp->parts[i], errstr, errstr_size);
+			err = open_scan(rp, &rp->parts[i], errstr, errstr_size);
+			if (!err)
+				err = part_advance(&rp->parts[i], errstr, errstr_size);
 			if (err)
 				return err;
 			if (!rp->parts[i].done)
@@ -1955,10 +1956,22 @@ static int send_pass(struct kt_replay *rp, char *errstr, size_t errstr_size)
 		}
 		return 0;
 	}
-	for (size_t live = rp->part_count; live && !rp->stop && !rp->dr_err;) {
-		live = 0;
-		for (size_t i = 0; i < rp->part_count && !rp->stop && !rp->dr_err; i++) {
-			struct rs_part *part = &rp->parts[i];
+	/* Round-robin over a window of at most RR_WINDOW open partitions
+	 * (format/restore.md section 2.1), which bounds the memory of open
+	 * scans whatever the partition count.  rp->heap holds the window. */
+	for (size_t next = 0, active = 0; !rp->stop && !rp->dr_err;) {
+		size_t kept = 0;
+
+		while (active < RR_WINDOW && next < rp->part_count) {
+			err = open_scan(rp, &rp->parts[next], errstr, errstr_size);
+			if (err)
+				return err;
+			rp->heap[active++] = next++;
+		}
+		if (!active)
+			break;
+		for (size_t a = 0; a < active && !rp->stop && !rp->dr_err; a++) {
+			struct rs_part *part = &rp->parts[rp->heap[a]];
 
 			for (unsigned k = 0; k < RR_CHUNK && !part->done && !rp->stop && !rp->dr_err; k++) {
 				err = part_advance(part, errstr, errstr_size);
@@ -1972,8 +1985,12 @@ static int send_pass(struct kt_replay *rp, char *errstr, size_t errstr_size)
 				if (++n % POLL_EVERY == 0 && (err = tick(rp, errstr, errstr_size)))
 					return err;
 			}
-			live += !part->done;
+			if (part->done)
+				close_scan(rp, part);
+			else
+				rp->heap[kept++] = rp->heap[a];
 		}
+		active = kept;
 	}
 	return 0;
 }
