@@ -64,6 +64,10 @@ static int cat_partition(struct kt_store_repo *repo, const char *topic,
 		       "%s [%d]: offsets %lld..%lld are not in the backup (%s)", topic, (int)part->partition,
 		       (long long)part->gaps[i].from, (long long)part->gaps[i].to - 1,
 		       part->gaps[i].reason ? part->gaps[i].reason : "gap");
+	if (!part->complete)
+		kt_log(&kt_cli_log, KT_LOG_WARN,
+		       "%s [%d]: this partial snapshot stopped at offset %lld, before the partition's end",
+		       topic, (int)part->partition, (long long)part->end_offset);
 	err = kt_store_scan_create(&scan, repo, part, range, errstr, errstr_size);
 	if (err)
 		return err;
