@@ -55,12 +55,6 @@ int kt_replay_pacer_create(struct kt_replay_pacer **out, double speed, int64_t m
 	return 0;
 }
 
-void kt_replay_pacer_reset(struct kt_replay_pacer *pacer)
-{
-	pacer->started = 0;
-	pacer->gaps_removed = 0;
-}
-
 void kt_replay_pacer_wait(struct kt_replay_pacer *pacer, int64_t ts_ms)
 {
 	if (!pacer->started) {

@@ -73,8 +73,4 @@ int kt_replay_pacer_create(struct kt_replay_pacer **out, double speed, int64_t m
 void kt_replay_pacer_wait(struct kt_replay_pacer *pacer, int64_t ts_ms);
 void kt_replay_pacer_destroy(struct kt_replay_pacer *pacer);
 
-/* Restarts the timeline so the next record seen starts the clock again, as
- * at create: --loop N replays the same window again after the last pass. */
-void kt_replay_pacer_reset(struct kt_replay_pacer *pacer);
-
 #endif /* KT_REPLAY_UNITS_PRIV_H */

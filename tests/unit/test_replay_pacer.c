@@ -209,21 +209,6 @@ static void test_pacer_catches_up_without_reanchoring(void **state)
 	fixture_free(fx);
 }
 
-/* After reset (the next --loop pass) the next record starts a new timeline,
- * even though its timestamp is older than everything sent before. */
-static void test_pacer_reset_starts_a_new_timeline(void **state)
-{
-	struct fixture *fx = fixture_new(2.0, 0);
-
-	(void)state;
-	assert_int_equal(send_at(fx, T0_MS), 0);
-	assert_int_equal(send_at(fx, T0_MS + 1000), 500 * NS_PER_MS);
-	kt_replay_pacer_reset(fx->pacer);
-	assert_int_equal(send_at(fx, T0_MS), 500 * NS_PER_MS);
-	assert_int_equal(send_at(fx, T0_MS + 1000), 1000 * NS_PER_MS);
-	fixture_free(fx);
-}
-
 /* The system clock really waits: 300 ms of recorded time at speed 10 take
  * at least 30 ms of CLOCK_MONOTONIC (and not absurdly more). */
 static void test_pacer_with_system_clock_really_waits(void **state)
@@ -271,7 +256,6 @@ int main(void)
 		cmocka_unit_test(test_pacer_caps_gaps_before_applying_speed),
 		cmocka_unit_test(test_pacer_interleaves_many_partitions_on_one_timeline),
 		cmocka_unit_test(test_pacer_catches_up_without_reanchoring),
-		cmocka_unit_test(test_pacer_reset_starts_a_new_timeline),
 		cmocka_unit_test(test_pacer_with_system_clock_really_waits),
 		cmocka_unit_test(test_pacer_rejects_bad_speeds),
 	};
