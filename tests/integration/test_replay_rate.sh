@@ -3,7 +3,8 @@
 # kcat (the token bucket itself is unit-tested on a fake clock in
 # tests/unit/test_replay_ratelimit.c; this is the coarse end-to-end check):
 # --max-rate R over N records takes about N/R seconds, --max-bytes-rate B
-# over the bytes sent takes about bytes/B, and every record arrives.
+# over the bytes sent takes about bytes/B, and every record arrives; and
+# --loop 3 sends each record three times, each pass shifted in time.
 . "$(dirname "$0")/lib.sh"
 require_cmd kcat jq
 
@@ -15,7 +16,7 @@ start_sandbox --topic events:3
 "$KTAPE" capture -b "$BOOTSTRAP" -r "$T/repo" -t events >"$T/capture.out" 2>&1 ||
 	fail "capture failed: $(cat "$T/capture.out")"
 stop_sandbox
-start_sandbox --topic events:3 --topic bytes.events:3
+start_sandbox --topic events:3 --topic bytes.events:3 --topic loop.events:3
 
 # 1000 records at 500/s: the bucket starts with a twentieth of a second's
 # worth, so (1000 - 25) / 500 = 1.95 s.
@@ -41,6 +42,25 @@ note "$bytes bytes at --max-bytes-rate 100K: ${elapsed} ms (${want} ms expected)
 [ "$elapsed" -le $((want * 2 + 1500)) ] || fail "--max-bytes-rate 100K took ${elapsed} ms, far above ${want} ms"
 [ "$(count bytes.events)" -eq 1000 ] || fail "target holds $(count bytes.events) records, want 1000"
 pass "--max-bytes-rate 100K sent $bytes bytes in ${elapsed} ms (${want} ms expected)"
+
+# --loop 3 as fast as possible: every record three times, each pass in the
+# same partitions and later in time than the one before.
+"$KTAPE" replay -b "$BOOTSTRAP" -r "$T/repo" --prefix loop. --pace none --loop 3 --json \
+	>"$T/loop.json" || fail "replay --loop 3 failed"
+[ "$(jq .records_acked "$T/loop.json")" -eq 3000 ] || fail "--loop 3 sent $(jq .records_acked "$T/loop.json") records"
+kcat -C -b "$BOOTSTRAP" -t loop.events -e -q -f '%p %o %k %T\n' | sort -k1,1n -k2,2n >"$T/loop.dump"
+[ "$(wc -l <"$T/loop.dump")" -eq 3000 ] || fail "loop.events holds $(wc -l <"$T/loop.dump") records, want 3000"
+kcat -C -b "$BOOTSTRAP" -t events -e -q -f '%p %k\n' | sort | uniq -c | awk '{ print $1 * 3, $2, $3 }' >"$T/once"
+awk '{ print $1, $3 }' "$T/loop.dump" | sort | uniq -c | awk '{ print $1, $2, $3 }' >"$T/thrice"
+cmp -s <(sort "$T/once") <(sort "$T/thrice") || fail "--loop 3 did not send each partition's keys three times"
+# Pass k + 1 of a partition repeats pass k's records shifted by one and the
+# same positive amount of time.
+shifts=$(awk '{ ts[$1, $2] = $4; n[$1]++ }
+	END { for (p in n) { k = n[p] / 3; for (o = 0; o < 2 * k; o++) printf "%.0f\n", ts[p, o + k] - ts[p, o] } }' \
+	"$T/loop.dump" | sort -u)
+[ "$(echo "$shifts" | wc -l)" -eq 1 ] && [ "$shifts" -gt 0 ] ||
+	fail "--loop passes are not shifted by one positive amount: $(echo "$shifts" | tr '\n' ' ')"
+pass "--loop 3 sent every record three times into its partition, each pass ${shifts} ms after the last"
 
 # Bad rates are usage errors before anything is sent.
 expect_status 2 "$KTAPE" replay -b "$BOOTSTRAP" -r "$T/repo" --max-rate 0
