@@ -178,6 +178,7 @@ struct kt_s3_client {
 	int unsigned_payload;
 	unsigned max_attempts;
 	unsigned stall_timeout_ms;
+	unsigned list_page_keys;
 	char *access_key;
 	char *secret_key;
 	char *session_token;
@@ -343,6 +344,9 @@ int kt_s3_client_create(const struct kt_s3_config *config, const struct kt_log *
 	s3->max_attempts = config->max_attempts ? config->max_attempts : DEFAULT_ATTEMPTS;
 	s3->stall_timeout_ms = config->stall_timeout_ms ? config->stall_timeout_ms
 							: DEFAULT_STALL_MS;
+	s3->list_page_keys = config->list_page_keys && config->list_page_keys < LIST_PAGE_KEYS
+				     ? config->list_page_keys
+				     : LIST_PAGE_KEYS;
 
 	region = dup_or_env(config->region, "AWS_REGION", "AWS_DEFAULT_REGION");
 	snprintf(s3->region, sizeof(s3->region), "%s", region ? region : "us-east-1");
@@ -1031,9 +1035,9 @@ int kt_s3_list(struct kt_s3_client *s3, const char *prefix, kt_s3_list_fn fn,
 			return kt_seterr(errstr, errstr_size, -EIO,
 					 "S3 list of s3://%s/%s: continuation token too long",
 					 s3->bucket, prefix);
-		snprintf(query, sizeof(query), "%s%s%slist-type=2&max-keys=%d&prefix=%s",
+		snprintf(query, sizeof(query), "%s%s%slist-type=2&max-keys=%u&prefix=%s",
 			 token[0] ? "continuation-token=" : "", token[0] ? enc_token : "",
-			 token[0] ? "&" : "", LIST_PAGE_KEYS, enc_prefix);
+			 token[0] ? "&" : "", s3->list_page_keys, enc_prefix);
 		rq.query = query;
 		err = perform(s3, &rq, errstr, errstr_size);
 		if (err)

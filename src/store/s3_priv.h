@@ -141,6 +141,9 @@ struct kt_s3_config {
 				    * transport errors; 0 means 4 */
 	unsigned stall_timeout_ms; /* a transfer slower than 1 byte/s for this
 				    * long fails; 0 means 60000 */
+	unsigned list_page_keys;   /* keys asked for per listing page, 1..1000;
+				    * 0 means 1000 (tests use small pages to
+				    * exercise continuation) */
 };
 
 struct kt_s3_client;
