@@ -11,14 +11,30 @@
 #
 # Every fault is tried even after one is not survived; the test fails at
 # the end listing those.  The last line counts what was survived.
+#
+# CI runs each fault once, in a fixed order.  By hand, more rounds follow
+# in which a seeded random fault lands at a seeded random moment:
+#     KTAPE=build/ktape tests/integration/test_chaos_broker.sh --rounds 20 --seed 3
 . "$(dirname "$0")/lib.sh"
 require_cmd kcat jq
+
+ROUNDS=1
+SEED=1
+while [ $# -gt 0 ]; do
+	case $1 in
+	--rounds) ROUNDS=${2:?}; shift 2 ;;
+	--seed) SEED=${2:?}; shift 2 ;;
+	*) fail "unknown argument '$1' (--rounds N, --seed S)" ;;
+	esac
+done
+RANDOM=$SEED
 
 start_sandbox -n 3 --topic f:6
 SRC=$BOOTSTRAP
 REPO=$T/repo
 survived=()
 lost=()
+missed=0
 rtt_all() {
 	local b
 	for b in 1 2 3; do sandbox_ctl broker rtt "$b" "$1" >/dev/null || fail "cannot set rtt"; done
@@ -65,6 +81,13 @@ fault_all() {
 	ctl broker rtt 3 "$BASE_RTT"
 }
 FAULTS=(broker_down leaders_move not_leader timeouts rtt all)
+# The schedule: every fault once, then ROUNDS-1 random "FAULT DELAY_MS".
+SCHEDULE=()
+for fault in "${FAULTS[@]}"; do SCHEDULE+=("$fault 0"); done
+for ((r = 1; r < ROUNDS; r++)); do
+	SCHEDULE+=("${FAULTS[RANDOM % ${#FAULTS[@]}]} $((RANDOM % 800))")
+done
+ms_sleep() { sleep "$(printf '%d.%03d' $(($1 / 1000)) $(($1 % 1000)))"; }
 
 # ---- capture ---------------------------------------------------------------------
 # Records in many small batches, and a round-trip delay: a capture of one
@@ -86,16 +109,21 @@ same_as_kafka() { # REPO: ktape cat of the whole chain equals kcat's dump
 }
 
 API=Fetch TOPIC=f
-for fault in "${FAULTS[@]}"; do
+for entry in "${SCHEDULE[@]}"; do
+	read -r fault delay <<<"$entry"
 	produce_chunk
 	(exec "$KTAPE" -v capture -b "$SRC" -r "$REPO" -t f --no-progress --admin-timeout 200ms \
 		--timeout 20s) >"$T/cap.out" 2>"$T/cap.err" &
 	pid=$!
 	wait_until 20 grep -q 'started at offset' "$T/cap.err"
-	sleep 0.2
+	ms_sleep $((200 + delay))
 	"fault_$fault"
-	# A run that ended before the fault was over did not meet all of it.
-	_kt_alive "$pid" || fail "the capture ended before fault $fault was over: make it last longer"
+	# A run that ended before the fault was over did not meet all of it:
+	# an error in the fixed rounds, a miss (counted) in the random ones.
+	if ! _kt_alive "$pid"; then
+		[ "$delay" -gt 0 ] || fail "the capture ended before fault $fault was over: make it last longer"
+		missed=$((missed + 1))
+	fi
 	rc=0
 	wait "$pid" || rc=$?
 	ctl clear errors Fetch
@@ -142,18 +170,26 @@ pass "after every fault the chain of $(ls "$REPO/snapshots" | wc -l) snapshots h
 start_sandbox -n 3 --topic f:6
 DST=$BOOTSTRAP
 API=Produce BASE_RTT=0
-# Rate-limited so that a restore of the chain lasts about 2.5 s.
-rate=$((total * 2 / 5))
-for fault in "${FAULTS[@]}"; do
-	TOPIC=r_$fault
+# Rate-limited so that a restore of the chain lasts 3 s (4 s when random
+# delays push faults later); zstd
+# batches keep the sandbox's memory small over many rounds.
+rate=$((ROUNDS > 1 ? total / 4 : total / 3))
+n=0
+for entry in "${SCHEDULE[@]}"; do
+	read -r fault delay <<<"$entry"
+	TOPIC=r_$((++n))_$fault
 	ctl topic create "$TOPIC:6"
-	(exec "$KTAPE" restore -b "$DST" -r "$REPO" --map "f=$TOPIC" --no-progress --max-rate "$rate" \
+	(exec "$KTAPE" restore -b "$DST" -r "$REPO" --map "f=$TOPIC" --no-progress --max-rate "$rate" -X compression.type=zstd \
 		--timeout 20s) >"$T/res.out" 2>"$T/res.err" &
 	pid=$!
-	sleep 0.6
+	ms_sleep $((600 + delay))
 	"fault_$fault"
-	# A run that ended before the fault was over did not meet all of it.
-	_kt_alive "$pid" || fail "the restore ended before fault $fault was over: make it last longer"
+	# A run that ended before the fault was over did not meet all of it:
+	# an error in the fixed rounds, a miss (counted) in the random ones.
+	if ! _kt_alive "$pid"; then
+		[ "$delay" -gt 0 ] || fail "the restore ended before fault $fault was over: make it last longer"
+		missed=$((missed + 1))
+	fi
 	rc=0
 	wait "$pid" || rc=$?
 	ctl clear errors Produce
@@ -189,7 +225,7 @@ else
 	echo "NOT SURVIVED: restore/authorization-refused (exit $rc, rerun $rc2): $(cat "$T/auth.err" "$T/auth2.err")" >&2
 fi
 
-note "faults survived: ${#survived[@]} of $((${#survived[@]} + ${#lost[@]})): ${survived[*]}"
+note "faults survived: ${#survived[@]} of $((${#survived[@]} + ${#lost[@]})) (seed $SEED, $ROUNDS round(s); $missed random fault(s) landed after the run had ended): $(printf '%s\n' "${survived[@]}" | sort | uniq -c | awk '{ printf "%s%s x%d", sep, $2, $1; sep = ", " }')"
 if [ "${#lost[@]}" -gt 0 ]; then
 	printf 'NOT SURVIVED: %s\n' "${lost[@]}" >&2
 	fail "${#lost[@]} fault(s) not survived"
