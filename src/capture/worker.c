@@ -12,7 +12,9 @@
 #include <string.h>
 
 /* Messages taken from librdkafka per call: large enough to amortise the
- * queue lock, small enough to notice a stop request quickly. */
+ * queue lock.  A call returns when the batch is full or after 100 ms, so
+ * a stop request is noticed and a partition's last records are written
+ * within that. */
 #define CAP_BATCH 1024
 
 struct cap_worker {
@@ -361,7 +363,7 @@ static void *worker_main(void *arg)
 	struct kt_capture *cap = w->cap;
 
 	while (w->remaining > 0 && !cap->stop && !atomic_load(&cap->abort)) {
-		ssize_t n = rd_kafka_consume_batch_queue(w->rkqu, 200, w->msgs, CAP_BATCH);
+		ssize_t n = rd_kafka_consume_batch_queue(w->rkqu, 100, w->msgs, CAP_BATCH);
 
 		if (n < 0) {
 			cap_fail(cap, KT_EKAFKA, "worker %u: cannot consume: %s", w->index,
