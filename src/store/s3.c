@@ -1202,13 +1202,15 @@ int kt_s3_upload_complete(struct kt_s3_upload *up, char *errstr, size_t errstr_s
 	body = malloc(cap);
 	if (!body)
 		return kt_seterr(errstr, errstr_size, -ENOMEM, "S3 upload: out of memory");
-	n += (size_t)sprintf(body, "<CompleteMultipartUpload>");
+	/* cap covers the worst case, so snprintf never truncates here. */
+	n += (size_t)snprintf(body, cap, "<CompleteMultipartUpload>");
 	for (unsigned i = 0; i < up->parts; i++) {
-		n += (size_t)sprintf(body + n, "<Part><PartNumber>%u</PartNumber><ETag>", i + 1);
+		n += (size_t)snprintf(body + n, cap - n, "<Part><PartNumber>%u</PartNumber><ETag>",
+				      i + 1);
 		n += xml_escape(body + n, up->etags[i]);
-		n += (size_t)sprintf(body + n, "</ETag></Part>");
+		n += (size_t)snprintf(body + n, cap - n, "</ETag></Part>");
 	}
-	n += (size_t)sprintf(body + n, "</CompleteMultipartUpload>");
+	n += (size_t)snprintf(body + n, cap - n, "</CompleteMultipartUpload>");
 	rq.body = body;
 	rq.body_len = n;
 	err = perform(up->s3, &rq, errstr, errstr_size);

@@ -441,6 +441,13 @@ static void test_client_reports_unreachable_endpoint(void **state)
 	/* A zero-length range needs no request at all. */
 	assert_int_equal(kt_s3_get_range(s3, "k", 0, 0, buf, &got, err, sizeof(err)), 0);
 	kt_s3_client_destroy(s3);
+
+	/* Transport errors are retried, with backoff, as many times as asked. */
+	cfg.max_attempts = 3;
+	assert_int_equal(kt_s3_client_create(&cfg, NULL, &s3, err, sizeof(err)), 0);
+	assert_int_equal(kt_s3_delete(s3, "k", err, sizeof(err)), -ECONNREFUSED);
+	assert_non_null(strstr(err, "(after 3 attempts)"));
+	kt_s3_client_destroy(s3);
 }
 
 int main(void)
