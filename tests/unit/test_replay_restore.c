@@ -104,6 +104,12 @@ static void write_repo(const char *dir, const char *topic)
 		assert_int_equal(kt_store_partition_add_segment(part, &ref), 0);
 		part->end_offset = PER_PART;
 		part->complete = 1;
+		if (p == 2) {
+			/* Retention took 5 offsets after the records before the
+			 * capture reached them. */
+			assert_int_equal(kt_store_partition_add_gap(part, PER_PART, PER_PART + 5, "retention"), 0);
+			part->end_offset = PER_PART + 5;
+		}
 	}
 	/* Group g consumed partition 0 fully and partition 1 up to 25. */
 	assert_int_equal(kt_store_snapshot_add_group_offset(snap, "g", topic, 0, PER_PART, NULL), 0);
@@ -294,6 +300,8 @@ static void test_restore_sends_every_record_exactly_and_reruns_as_noop(void **st
 	assert_int_equal(sum.records_skipped, 0);
 	/* i % 13 == 5: records 5, 18, 31 of each partition were LogAppendTime. */
 	assert_int_equal(sum.timestamps_not_exact, PARTS * 3);
+	assert_int_equal(sum.gaps, 1);
+	assert_int_equal(sum.gap_offsets, 5);
 	assert_true(sum.restore_id[0] != '\0');
 	check_target(env);
 
