@@ -987,6 +987,19 @@ int kt_capture_run(struct kt_capture *cap, const struct kt_capture_summary **sum
 		goto out;
 	for (;;) {
 		err = run_round(cap, &partial, errstr, errstr_size);
+		if (err && cap->opts.follow && !cap->stop && (err == KT_ETIMEDOUT || err == KT_EKAFKA)) {
+			/* Continuous backup rides out broker trouble: the
+			 * round is lost (or kept partial), the next one
+			 * continues from the last snapshot. */
+			kt_log(cap->opts.log, KT_LOG_ERROR, "%s; trying again at the next interval", errstr);
+			if (cap->opts.on_round_error)
+				cap->opts.on_round_error(cap->opts.opaque, err, errstr);
+			err = 0;
+			wait_interval(cap);
+			if (cap->stop)
+				break;
+			continue;
+		}
 		if (err)
 			break;
 		interrupted = cap->stop;

@@ -138,6 +138,10 @@ struct kt_capture_opts {
 	void (*on_progress)(void *opaque, const struct kt_capture_progress *progress);
 	/* Called after each snapshot commit (every round with --follow). */
 	void (*on_snapshot)(void *opaque, const struct kt_capture_summary *summary);
+	/* With follow: a round failed on broker trouble (KT_ETIMEDOUT,
+	 * KT_EKAFKA) and the capture carries on at the next interval.  Other
+	 * errors end kt_capture_run().  May be NULL. */
+	void (*on_round_error)(void *opaque, int err, const char *errstr);
 	void *opaque;
 	int64_t progress_interval_ms; /* default 1000 */
 };

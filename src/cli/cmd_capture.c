@@ -286,6 +286,15 @@ static void on_snapshot(void *opaque, const struct kt_capture_summary *s)
 	write_stats(cli, s, s->partitions_incomplete == 0 && s->gap_offsets == 0);
 }
 
+static void on_round_error(void *opaque, int err, const char *errstr)
+{
+	struct capture_cli *cli = opaque;
+
+	(void)err;
+	(void)errstr; /* the engine logged it */
+	write_stats(cli, NULL, 0);
+}
+
 static const char *kind_name(int kind)
 {
 	return kind == KT_SNAPSHOT_PARTIAL ? "partial" : kind == KT_SNAPSHOT_INCREMENTAL ? "incremental" : "full";
@@ -543,6 +552,7 @@ int kt_cli_cmd_capture(int argc, char **argv)
 	copts.log = &log;
 	copts.opaque = &cli;
 	copts.on_snapshot = on_snapshot;
+	copts.on_round_error = on_round_error;
 	copts.on_progress = on_progress;
 	cli.progress_line = progress >= 0 ? progress : isatty(STDERR_FILENO);
 	if (cli.progress_line && kt_cli_verbosity < KT_LOG_INFO)
