@@ -785,13 +785,18 @@ static size_t choose_block_size(const struct kt_capture *cap)
 	/* Every partition being written holds an open block, blocks in
 	 * flight and a compression context: about eight blocks' worth.  Half
 	 * the memory budget goes to them (the other half to librdkafka's
-	 * prefetch), with blocks between 64 KiB and 1 MiB: smaller ones
+	 * prefetch), with blocks between 16 KiB and 1 MiB: smaller ones
 	 * compress worse, larger ones index coarser. */
 	size = active ? (size_t)(cap->opts.memory_budget / 2 / (active * 8)) : (1u << 20);
 	if (size > (1u << 20))
 		size = 1u << 20;
-	if (size < (64u << 10))
-		size = 64u << 10;
+	if (size < (16u << 10)) {
+		size = 16u << 10;
+		kt_log(cap->opts.log, KT_LOG_WARN,
+		       "%zu partitions to write need about %zu MiB of open blocks, more than half of "
+		       "--memory allows: raise --memory or capture fewer topics per run",
+		       active, active * 8 * size >> 20);
+	}
 	return size;
 }
 
