@@ -2327,7 +2327,7 @@ static int open_topics(struct kt_replay *rp, char *errstr, size_t errstr_size)
 int kt_replay_run(struct kt_replay *rp, char *errstr, size_t errstr_size)
 {
 	struct kt_replay_summary *s = &rp->summary;
-	int from_file = 0, err;
+	int from_file = 0, restored = 0, err;
 
 	if (rp->ran)
 		return kt_seterr(errstr, errstr_size, KT_EUSAGE, "kt_replay_run called twice");
@@ -2414,17 +2414,24 @@ int kt_replay_run(struct kt_replay *rp, char *errstr, size_t errstr_size)
 				"stopped after %" PRIu64 " records were sent and acknowledged%s",
 				s->records_acked, rp->record ? "; rerun the same command to resume" : "");
 	}
+	if (!err && s->records_sent + s->records_skipped == 0)
+		kt_log(rp->opts.log, KT_LOG_WARN, "the selected range of snapshot %s holds no records",
+		       rp->snap->id);
 	if (!err && rp->opts.mode == KT_REPLAY_MODE_RESTORE) {
 		err = finish_restore(rp, errstr, errstr_size);
-		if (!err)
+		if (!err) {
 			s->already_complete = s->records_sent == 0 && s->records_skipped > 0;
+			/* The records are all in: a group failure below must not
+			 * mark the restore itself as failed. */
+			restored = 1;
+		}
 		if (!err && (rp->opts.group_count || rp->group_re_set)) {
 			err = translate_groups(rp, errstr, errstr_size);
 			if (!err && !rp->opts.dry_run)
 				err = commit_groups(rp, errstr, errstr_size);
 		}
 	}
-	if (err && rp->record && rp->ckpt) {
+	if (err && !restored && rp->record && rp->ckpt) {
 		char ignored[256];
 
 		write_checkpoint(rp, err == KT_EINTERRUPTED ? KT_REPLAY_CKPT_INTERRUPTED
