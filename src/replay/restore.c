@@ -666,6 +666,15 @@ static void note_landed(struct kt_replay *rp, struct rs_target *t, int32_t sp, i
 	}
 }
 
+/* What to do about a record too large for the client or the broker. */
+static const char *size_hint(rd_kafka_resp_err_t e)
+{
+	if (e != RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE)
+		return "";
+	return " (raise -X message.max.bytes for the client, and the target topic's"
+	       " max.message.bytes, to at least the record's size)";
+}
+
 static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 {
 	struct kt_replay *rp = opaque;
@@ -684,10 +693,10 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaqu
 			rp->dr_err = KT_EDELIVERY;
 			snprintf(rp->dr_errstr, sizeof(rp->dr_errstr),
 				 "delivery to %s[%" PRId32 "] failed for source %s[%" PRId32
-				 "] offset %" PRId64 ": %s",
+				 "] offset %" PRId64 ": %s%s",
 				 t ? t->topic->target : "?", msg->partition,
 				 t ? t->topic->source : "?", f.source_partition, f.source_offset,
-				 rd_kafka_err2str(msg->err));
+				 rd_kafka_err2str(msg->err), size_hint(msg->err));
 		}
 		return;
 	}
@@ -1903,8 +1912,8 @@ static int send_record(struct kt_replay *rp, struct rs_part *part, const struct 
 			tg->fifo_len--;
 			return kt_seterr(errstr, errstr_size, KT_EKAFKA,
 					 "cannot send source %s[%" PRId32 "] offset %" PRId64
-					 " to %s[%" PRId32 "]: %s", t->source, part->sp->partition,
-					 rec->offset, t->target, p, rd_kafka_err2str(e));
+					 " to %s[%" PRId32 "]: %s%s", t->source, part->sp->partition,
+					 rec->offset, t->target, p, rd_kafka_err2str(e), size_hint(e));
 		}
 		/* The producer queue is full: serve acknowledgements, retry. */
 		rd_kafka_poll(rp->rk, 10);
