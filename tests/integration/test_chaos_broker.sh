@@ -85,9 +85,45 @@ FAULTS=(broker_down leaders_move not_leader timeouts rtt all)
 SCHEDULE=()
 for fault in "${FAULTS[@]}"; do SCHEDULE+=("$fault 0"); done
 for ((r = 1; r < ROUNDS; r++)); do
-	SCHEDULE+=("${FAULTS[RANDOM % ${#FAULTS[@]}]} $((RANDOM % 800))")
+	SCHEDULE+=("${FAULTS[RANDOM % ${#FAULTS[@]}]} $((RANDOM % 600 + 1))")
 done
 ms_sleep() { sleep "$(printf '%d.%03d' $(($1 / 1000)) $(($1 % 1000)))"; }
+
+# After MS milliseconds applies $fault while the run PID (WHAT names it)
+# goes on, then waits for the run and sets $rc.
+apply_fault() { # WHAT PID MS
+	ms_sleep "$3"
+	"fault_$fault"
+	# A run that ended before the fault was over did not meet all of it:
+	# an error in the fixed rounds, a miss (counted) in the random ones.
+	hit=1
+	if ! _kt_alive "$2"; then
+		[ "$delay" -gt 0 ] || fail "the $1 ended before fault $fault was over: make it last longer"
+		hit=0
+	fi
+	rc=0
+	wait "$2" || rc=$?
+	rm -f "$T/cmp.out"
+	ctl clear errors "$API"
+	ctl clear errors Metadata
+}
+# Survived when the run exited 0 and CHECK... (a dump comparison) passes.
+judge() { # NAME ERRFILE CHECK...
+	local name=$1 err=$2
+	shift 2
+	if [ "$rc" -eq 0 ] && "$@"; then
+		if [ "$hit" -eq 0 ]; then
+			missed=$((missed + 1))
+			note "$name ended before $fault was over: not counted"
+			return
+		fi
+		survived+=("$name/$fault")
+		pass "$name survived $fault"
+	else
+		lost+=("$name/$fault: exit $rc; $(tail -n 3 "$err" | tr '\n' ' ') $(cat "$T/cmp.out" 2>/dev/null)")
+		echo "NOT SURVIVED: $name/$fault (exit $rc): $(tail -n 3 "$err") $(cat "$T/cmp.out" 2>/dev/null)" >&2
+	fi
+}
 
 # ---- capture ---------------------------------------------------------------------
 # Records in many small batches, and a round-trip delay: a capture of one
@@ -101,6 +137,9 @@ produce_chunk() {
 		--tombstones 5% --size 20-200 -X batch.num.messages=20 -X linger.ms=0 >"$T/gen.out" 2>&1 ||
 		fail "ktape gen failed: $(cat "$T/gen.out")"
 	rtt_all "$BASE_RTT"
+}
+restored_as_source() { # the target topic $TOPIC holds exactly the source's records
+	dumpcmp -q --rename "$TOPIC=f" "$T/src.dump" "$T/dst.dump" >"$T/cmp.out"
 }
 same_as_kafka() { # REPO: ktape cat of the whole chain equals kcat's dump
 	kcat_dump f >"$T/f.kcat"
@@ -116,25 +155,8 @@ for entry in "${SCHEDULE[@]}"; do
 		--timeout 20s) >"$T/cap.out" 2>"$T/cap.err" &
 	pid=$!
 	wait_until 20 grep -q 'started at offset' "$T/cap.err"
-	ms_sleep $((200 + delay))
-	"fault_$fault"
-	# A run that ended before the fault was over did not meet all of it:
-	# an error in the fixed rounds, a miss (counted) in the random ones.
-	if ! _kt_alive "$pid"; then
-		[ "$delay" -gt 0 ] || fail "the capture ended before fault $fault was over: make it last longer"
-		missed=$((missed + 1))
-	fi
-	rc=0
-	wait "$pid" || rc=$?
-	ctl clear errors Fetch
-	ctl clear errors Metadata
-	if [ "$rc" -eq 0 ] && same_as_kafka "$REPO"; then
-		survived+=("capture/$fault")
-		pass "capture survived $fault"
-	else
-		lost+=("capture/$fault: exit $rc; $(tail -n 3 "$T/cap.err" | tr '\n' ' ') $(cat "$T/cmp.out" 2>/dev/null)")
-		echo "NOT SURVIVED: capture/$fault (exit $rc): $(tail -n 3 "$T/cap.err")" >&2
-	fi
+	apply_fault capture "$pid" $((200 + delay))
+	judge capture "$T/cap.err" same_as_kafka "$REPO"
 done
 "$KTAPE" verify -r "$REPO" --all >"$T/verify.out" 2>&1 || lost+=("capture: verify --all: $(tail -n 3 "$T/verify.out")")
 
@@ -182,26 +204,9 @@ for entry in "${SCHEDULE[@]}"; do
 	(exec "$KTAPE" restore -b "$DST" -r "$REPO" --map "f=$TOPIC" --no-progress --max-rate "$rate" -X compression.type=zstd \
 		--timeout 20s) >"$T/res.out" 2>"$T/res.err" &
 	pid=$!
-	ms_sleep $((600 + delay))
-	"fault_$fault"
-	# A run that ended before the fault was over did not meet all of it:
-	# an error in the fixed rounds, a miss (counted) in the random ones.
-	if ! _kt_alive "$pid"; then
-		[ "$delay" -gt 0 ] || fail "the restore ended before fault $fault was over: make it last longer"
-		missed=$((missed + 1))
-	fi
-	rc=0
-	wait "$pid" || rc=$?
-	ctl clear errors Produce
-	ctl clear errors Metadata
+	apply_fault restore "$pid" $((600 + delay))
 	kcat_dump "$TOPIC" >"$T/dst.dump"
-	if [ "$rc" -eq 0 ] && dumpcmp -q --rename "$TOPIC=f" "$T/src.dump" "$T/dst.dump" >"$T/cmp.out"; then
-		survived+=("restore/$fault")
-		pass "restore survived $fault"
-	else
-		lost+=("restore/$fault: exit $rc; $(tail -n 3 "$T/res.err" | tr '\n' ' ') $(cat "$T/cmp.out")")
-		echo "NOT SURVIVED: restore/$fault (exit $rc): $(tail -n 3 "$T/res.err") $(cat "$T/cmp.out")" >&2
-	fi
+	judge restore "$T/res.err" restored_as_source
 done
 
 # Produce refused for authorization: the restore stops naming the target
@@ -225,7 +230,7 @@ else
 	echo "NOT SURVIVED: restore/authorization-refused (exit $rc, rerun $rc2): $(cat "$T/auth.err" "$T/auth2.err")" >&2
 fi
 
-note "faults survived: ${#survived[@]} of $((${#survived[@]} + ${#lost[@]})) (seed $SEED, $ROUNDS round(s); $missed random fault(s) landed after the run had ended): $(printf '%s\n' "${survived[@]}" | sort | uniq -c | awk '{ printf "%s%s x%d", sep, $2, $1; sep = ", " }')"
+note "faults survived: ${#survived[@]} of $((${#survived[@]} + ${#lost[@]})) (seed $SEED, $ROUNDS round(s); $missed random fault(s) not counted: the run had ended before the fault was over): $(printf '%s\n' "${survived[@]}" | sort | uniq -c | awk '{ printf "%s%s x%d", sep, $2, $1; sep = ", " }')"
 if [ "${#lost[@]}" -gt 0 ]; then
 	printf 'NOT SURVIVED: %s\n' "${lost[@]}" >&2
 	fail "${#lost[@]} fault(s) not survived"
