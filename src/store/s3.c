@@ -216,8 +216,10 @@ struct request {
 	size_t body_len;
 	const char *range;
 	const char *content_type;
+	int if_none_match; /* send If-None-Match: * (create only) */
 	enum sink sink;
 	enum xml_kind xml_kind;
+	unsigned attempts;    /* set by perform(): how many were sent */
 	unsigned char *buf;   /* SINK_BUF: the caller's; SINK_GROW: malloc'd */
 	size_t buf_cap, buf_len, grow_max;
 
@@ -749,6 +751,8 @@ static CURLcode perform_once(struct kt_s3_client *s3, struct request *rq, char *
 		hdrs[nh++] = (struct kt_s3_header){ "x-amz-security-token", s3->session_token };
 	if (rq->content_type)
 		hdrs[nh++] = (struct kt_s3_header){ "content-type", rq->content_type };
+	if (rq->if_none_match)
+		hdrs[nh++] = (struct kt_s3_header){ "if-none-match", "*" };
 	sreq = (struct kt_s3_sigv4_request){ rq->method, s3->path, rq->query, hdrs, nh,
 					     payload_hash };
 	if (kt_s3_sigv4_sign(&sreq, &sk, amz_date, authorization, sizeof(authorization), NULL, 0,
@@ -870,6 +874,7 @@ static int perform(struct kt_s3_client *s3, struct request *rq, char *errstr, si
 	CURLcode rc = CURLE_OK;
 
 	rq->s3 = s3;
+	rq->attempts = 1;
 	for (attempt = 1; ; attempt++) {
 		rc = perform_once(s3, rq, errbuf);
 		if (rc == CURLE_OK && rq->status >= 200 && rq->status < 300 &&
@@ -879,6 +884,7 @@ static int perform(struct kt_s3_client *s3, struct request *rq, char *errstr, si
 			break;
 		if (attempt >= s3->max_attempts || !retryable(rc, rq))
 			break;
+		rq->attempts = attempt + 1;
 		{
 			/* 100 ms doubling to 3.2 s, plus up to 50% jitter so that
 			 * several writers do not retry in step. */
@@ -940,6 +946,27 @@ int kt_s3_put(struct kt_s3_client *s3, const char *key, const void *data, size_t
 	struct request rq = { .method = "PUT", .key = key, .body = data, .body_len = len };
 
 	return perform(s3, &rq, errstr, errstr_size);
+}
+
+int kt_s3_put_if_absent(struct kt_s3_client *s3, const char *key, const void *data,
+			size_t len, char *errstr, size_t errstr_size)
+{
+	struct request rq = { .method = "PUT", .key = key, .body = data, .body_len = len,
+			      .if_none_match = 1 };
+	void *have = NULL;
+	size_t have_len = 0;
+	int err;
+
+	err = perform(s3, &rq, errstr, errstr_size);
+	if (err != KT_EEXIST || rq.attempts < 2)
+		return err;
+	/* A retry answered 412: the first try may have been stored with its
+	 * answer lost.  The object is ours if it holds exactly our bytes. */
+	if (kt_s3_get(s3, key, len, &have, &have_len, NULL, 0) == 0 && have_len == len &&
+	    memcmp(have, data, len) == 0)
+		err = 0;
+	free(have);
+	return err;
 }
 
 int kt_s3_get_range(struct kt_s3_client *s3, const char *key, uint64_t offset, size_t len,

@@ -174,6 +174,14 @@ long kt_s3_object_url(const struct kt_s3_client *s3, const char *key,
 int kt_s3_put(struct kt_s3_client *s3, const char *key, const void *data, size_t len,
 	      char *errstr, size_t errstr_size);
 
+/* As kt_s3_put, but only if key does not exist yet (If-None-Match: *): the
+ * commit of a manifest or repository marker that must never replace one.
+ * KT_EEXIST when the store already holds key.  A store that ignores the
+ * header (older S3-compatible servers) overwrites; callers that must not
+ * rely on it HEAD first (format/object-storage.md section 3). */
+int kt_s3_put_if_absent(struct kt_s3_client *s3, const char *key, const void *data,
+			size_t len, char *errstr, size_t errstr_size);
+
 /* Reads bytes [offset, offset + len) of key into buf with an HTTP Range
  * request; *out_len is how many arrived (fewer only at the object's end).
  * An offset at or past the end is KT_ERANGE. */
