@@ -1143,6 +1143,12 @@ static int upload_query(const struct kt_s3_upload *up, unsigned part, char *q, s
 	return n < 0 || (size_t)n >= size ? -1 : 0;
 }
 
+static int upload_closed(const struct kt_s3_upload *up, char *errstr, size_t errstr_size)
+{
+	return kt_seterr(errstr, errstr_size, KT_EUSAGE, "S3 upload of s3://%s/%s is already %s",
+			 up->s3->bucket, up->key, up->done == 1 ? "complete" : "aborted");
+}
+
 int kt_s3_upload_part(struct kt_s3_upload *up, const void *data, size_t len,
 		      char *errstr, size_t errstr_size)
 {
@@ -1153,9 +1159,7 @@ int kt_s3_upload_part(struct kt_s3_upload *up, const void *data, size_t len,
 	int err;
 
 	if (up->done)
-		return kt_seterr(errstr, errstr_size, KT_EUSAGE,
-				 "S3 upload of s3://%s/%s is already %s", up->s3->bucket, up->key,
-				 up->done == 1 ? "complete" : "aborted");
+		return upload_closed(up, errstr, errstr_size);
 	if (part > KT_S3_MAX_PARTS)
 		return kt_seterr(errstr, errstr_size, -EFBIG,
 				 "S3 upload of s3://%s/%s: more than %d parts", up->s3->bucket,
@@ -1215,9 +1219,7 @@ int kt_s3_upload_complete(struct kt_s3_upload *up, char *errstr, size_t errstr_s
 	int err;
 
 	if (up->done)
-		return kt_seterr(errstr, errstr_size, KT_EUSAGE,
-				 "S3 upload of s3://%s/%s is already %s", up->s3->bucket, up->key,
-				 up->done == 1 ? "complete" : "aborted");
+		return upload_closed(up, errstr, errstr_size);
 	if (up->parts == 0)
 		return kt_seterr(errstr, errstr_size, KT_EUSAGE,
 				 "S3 upload of s3://%s/%s has no parts to complete",

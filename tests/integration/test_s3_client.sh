@@ -52,6 +52,15 @@ export AWS_ENDPOINT_URL="http://127.0.0.1:$PORT"
 unset AWS_SESSION_TOKEN AWS_DEFAULT_REGION AWS_ENDPOINT_URL_S3
 REPO="s3://$BUCKET/backups/prod"
 probe() { "$S3_PROBE" --path-style "$@"; }
+# expect_no_object KEY WHAT: KEY is neither readable nor listed.
+expect_no_object() {
+	local rc=0
+	probe "$REPO" head "$1" 2>/dev/null || rc=$?
+	[ "$rc" = 3 ] || fail "$2 became an object (head exited $rc)"
+	probe "$REPO" list "$(dirname "$1")/" >"$T/nothing.list" || fail "list after $2"
+	[ -s "$T/nothing.list" ] && fail "$2 is listed: $(cat "$T/nothing.list")"
+	return 0
+}
 # slice FILE OFFSET LENGTH: those bytes of FILE on stdout.
 slice() { dd if="$1" bs=65536 iflag=skip_bytes,count_bytes skip="$2" count="$3" status=none; }
 
@@ -141,11 +150,7 @@ case $rc in
    note "s3rver does not implement AbortMultipartUpload: $(cat "$T/ab.err")" ;;
 *) fail "abort exited $rc: $(cat "$T/ab.err")" ;;
 esac
-rc=0
-probe "$REPO" head segments/orders/2/aborted.kts 2>/dev/null || rc=$?
-[ "$rc" = 3 ] || fail "an aborted upload became an object (head exited $rc)"
-probe "$REPO" list segments/orders/2/ >"$T/ab.list" || fail "list after abort"
-[ -s "$T/ab.list" ] && fail "an aborted upload is listed: $(cat "$T/ab.list")"
+expect_no_object segments/orders/2/aborted.kts "an aborted upload"
 pass "an upload abandoned after 3 parts is neither readable nor listed"
 
 # ---- an uploader killed mid-way leaves no object -------------------------------------
@@ -154,11 +159,7 @@ uploader=$!
 wait_until 30 grep -q "^part 1$" "$T/kill.out"
 kill -KILL "$uploader"
 wait "$uploader" 2>/dev/null || true
-rc=0
-probe "$REPO" head segments/orders/3/killed.kts 2>/dev/null || rc=$?
-[ "$rc" = 3 ] || fail "a killed upload left an object (head exited $rc)"
-probe "$REPO" list segments/orders/3/ >"$T/kill.list" || fail "list after the kill"
-[ -s "$T/kill.list" ] && fail "a killed upload is listed: $(cat "$T/kill.list")"
+expect_no_object segments/orders/3/killed.kts "a killed upload"
 pass "an uploader SIGKILLed after part 1 of 3 leaves no object and nothing listed"
 
 # ---- wrong bucket, bad URL -------------------------------------------------------------
