@@ -35,10 +35,12 @@ extract() {
 	local doc=$1 dir=$T/blocks/$(basename "$1" .md)
 	mkdir -p "$dir"
 	awk -v dir="$dir" '
-		/^```/ {
+		/^[ \t]*```/ {
 			if (!inb) {
 				inb = 1; n++; lang = ""; file = "-"; norun = 0
-				k = split(substr($0, 4), w, /[ \t]+/)
+				info = $0
+				sub(/^[ \t]*```[ \t]*/, "", info)
+				k = split(info, w, /[ \t]+/)
 				lang = w[1]
 				for (i = 2; i <= k; i++) {
 					if (w[i] ~ /^file=/) file = substr(w[i], 6)
