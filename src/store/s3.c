@@ -700,10 +700,7 @@ static void reset_attempt(struct request *rq)
 	rq->next_token[0] = '\0';
 	rq->upload_id[0] = '\0';
 	rq->list_overflow = 0;
-	if (rq->sink != SINK_GROW)
-		rq->buf_len = 0;
-	else
-		rq->buf_len = 0; /* the grown buffer is kept and refilled */
+	rq->buf_len = 0; /* a SINK_GROW buffer is kept and refilled */
 	if (rq->xml_kind == XML_LIST) {
 		rq->s3->n_entries = 0;
 		rq->s3->arena_len = 0;
