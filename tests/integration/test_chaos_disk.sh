@@ -70,6 +70,16 @@ pass "full disk: exit $rc, $(grep -m 1 'No space' "$T/full.err"); no snapshot co
 left=$(find "$REPO/segments/big" -name '*.kts' 2>/dev/null | wc -l)
 note "segments of the failed capture left on disk: $left"
 
+# An export onto the full disk fails and leaves no partial archive (the
+# failed capture removed its unsealed segment: fill what that freed).
+dd if=/dev/zero of="$FULL/fill" bs=4k 2>/dev/null || true
+rc=0
+"$KTAPE" export -r "$REPO" -o "$FULL/snap.tar" >"$T/export.out" 2>"$T/export.err" || rc=$?
+rm -f "$FULL/fill"
+[ "$rc" -eq 1 ] || fail "an export onto a full disk exited $rc: $(cat "$T/export.err")"
+[ ! -e "$FULL/snap.tar" ] || fail "the failed export left $FULL/snap.tar"
+pass "export onto a full disk: exit 1, no partial archive: $(head -n 1 "$T/export.err")"
+
 # Space back (a tmpfs grows in place): the next capture takes everything.
 mount -o remount,size=64m "$FULL" || fail "cannot grow the tmpfs"
 capture "$REPO" -t small -t big >/dev/null 2>"$T/cap2.err" || fail "the capture after space came back failed: $(cat "$T/cap2.err")"
@@ -77,6 +87,14 @@ capture "$REPO" -t small -t big >/dev/null 2>"$T/cap2.err" || fail "the capture 
 same_as_kafka small "$REPO"
 same_as_kafka big "$REPO"
 pass "with space back the next capture holds every record exactly once"
+# The failed capture's sealed segments belong to no snapshot: prune, even
+# with a policy that keeps every snapshot, deletes exactly those.
+"$KTAPE" prune -r "$REPO" --keep-last 100 >/dev/null 2>"$T/prune.err" || fail "prune failed: $(cat "$T/prune.err")"
+jq -r '.topics[].partitions[].segments[].path' "$REPO"/snapshots/*.json | sort -u >"$T/referenced"
+(cd "$REPO" && find segments -name '*.kts' | sort) | cmp -s - "$T/referenced" ||
+	fail "after prune the segments on disk are not exactly those the snapshots reference"
+"$KTAPE" verify -r "$REPO" --all >"$T/verify.out" 2>&1 || fail "not clean after prune: $(cat "$T/verify.out")"
+pass "prune removed the failed capture's $left unreferenced segment(s): $(tail -n 1 "$T/prune.err")"
 
 # ---- a read-only repository ------------------------------------------------------
 RO=$T/ro
