@@ -4,7 +4,8 @@
 # directory.  Covers put/get, ranged gets (inside, across the end, past the
 # end), head, paginated listing with a prefix, delete, keys that need
 # percent-encoding, a multipart upload of several parts, an aborted upload,
-# and an uploader killed mid-way (which must leave no object).
+# an uploader killed mid-way (which must leave no object), and path-style
+# and virtual-hosted addressing.
 #
 # s3rver is installed once into $KT_BUILD_ROOT/s3rver from the npm registry
 # (the only network use) and reused by later runs.
@@ -33,7 +34,10 @@ BUCKET=ktape-test
 mkdir -p "$T/s3data"
 # s3rver makes ListObjectsV2 continuation tokens with DES, which OpenSSL 3
 # keeps in its legacy provider.
-node --openssl-legacy-provider "$S3RVER_JS" -d "$T/s3data" -a 127.0.0.1 -p 0 --configure-bucket "$BUCKET" \
+# --service-endpoint localhost makes BUCKET.s3.localhost a virtual host of
+# the bucket (libcurl resolves *.localhost to loopback itself).
+node --openssl-legacy-provider "$S3RVER_JS" -d "$T/s3data" -a 127.0.0.1 -p 0 \
+	--service-endpoint localhost --configure-bucket "$BUCKET" \
 	>"$T/s3rver.log" 2>&1 &
 # lib.sh's exit trap stops every PID in this list (SIGTERM, then SIGKILL).
 KT_SANDBOX_PIDS+=($!)
@@ -161,6 +165,16 @@ kill -KILL "$uploader"
 wait "$uploader" 2>/dev/null || true
 expect_no_object segments/orders/3/killed.kts "a killed upload"
 pass "an uploader SIGKILLed after part 1 of 3 leaves no object and nothing listed"
+
+# ---- virtual-hosted addressing (http://BUCKET.s3.localhost:PORT/KEY) --------------------
+AWS_ENDPOINT_URL="http://s3.localhost:$PORT" "$S3_PROBE" "$REPO" put vhost/v.txt "$T/odd.txt" ||
+	fail "virtual-hosted put"
+probe "$REPO" get vhost/v.txt "$T/v.got" || fail "path-style get of the virtual-hosted put"
+cmp -s "$T/odd.txt" "$T/v.got" || fail "virtual-hosted put: bytes differ"
+AWS_ENDPOINT_URL="http://s3.localhost:$PORT" "$S3_PROBE" "$REPO" list vhost/ >"$T/v.list" ||
+	fail "virtual-hosted list"
+[ "$(cat "$T/v.list")" = "vhost/v.txt 7" ] || fail "virtual-hosted list: $(cat "$T/v.list")"
+pass "virtual-hosted addressing reaches the same bucket as path-style"
 
 # ---- wrong bucket, bad URL -------------------------------------------------------------
 rc=0
