@@ -368,13 +368,16 @@ static int consumer_create(struct kt_capture *cap, char *errstr, size_t errstr_s
 {
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	char why[512], num[32];
-	/* Half the memory budget is prefetch, shared by the worker queues
-	 * (the limit applies to each queue partitions are forwarded to). */
-	uint64_t per_worker_kb = cap->opts.memory_budget / 2 / cap->opts.threads / 1024;
+	/* Workers keep librdkafka's queues nearly empty (worker.c stages and
+	 * pauses instead); this limit is only a safety net for a worker that
+	 * is not scheduled for a while.  It applies to each worker queue. */
+	uint64_t per_worker_kb = cap->opts.memory_budget / 4 / cap->opts.threads / 1024;
 	int err = 0;
 
-	if (per_worker_kb < 4096)
-		per_worker_kb = 4096;
+	/* At least a few fetch responses' worth, or the limit would bite
+	 * between two drains. */
+	if (per_worker_kb < 8192)
+		per_worker_kb = 8192;
 	snprintf(num, sizeof(num), "%" PRIu64, per_worker_kb);
 	/* Defaults for a backup, in the order the operator's -X can undo:
 	 *  - assign() needs a group id but nothing joins or commits;

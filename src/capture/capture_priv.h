@@ -82,6 +82,7 @@ struct cap_part {
 
 	/* Owned by the worker while the round runs. */
 	int64_t next;          /* next offset expected: last appended + 1 */
+	int64_t staged_next;   /* one past the last record staged (worker.c) */
 	int done;              /* reached plan.end */
 	struct kt_store_writer *writer;
 	char *writer_rel;      /* repository-relative path of the open segment */

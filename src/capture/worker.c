@@ -17,6 +17,15 @@
  * within that. */
 #define CAP_BATCH 1024
 
+/* Messages a worker may hold staged (taken from librdkafka, not yet
+ * written).  Staging is what keeps librdkafka's own queue nearly empty:
+ * librdkafka 2.0.2 stops fetching a partition for a fixed second once its
+ * queue is full, which would idle a worker busy compressing.  Instead the
+ * worker drains the queue between blocks and pauses its partitions while
+ * the staged bytes are above the high mark (pausing an empty queue costs
+ * nothing; a resumed partition continues after the last message taken). */
+#define CAP_RING (1u << 16)
+
 struct cap_worker {
 	struct kt_capture *cap;
 	unsigned index;
@@ -31,6 +40,15 @@ struct cap_worker {
 	rd_kafka_topic_t *cached_rkt;
 	struct cap_topic *cached_topic;
 	char errstr[512];
+	struct cap_part **parts; /* the partitions this worker owns */
+	size_t part_count;
+	rd_kafka_message_t **ring; /* staged messages, CAP_RING slots */
+	size_t ring_head;
+	size_t ring_count;
+	uint64_t ring_bytes;
+	uint64_t high_bytes; /* pause above, resume below half */
+	int paused;
+	uint64_t pauses;     /* how often staging was full, for the debug log */
 	rd_kafka_message_t *msgs[CAP_BATCH];
 };
 
@@ -357,25 +375,112 @@ static void handle(struct cap_worker *w, rd_kafka_message_t *msg)
 		finish_part(w, part);
 }
 
+/* Pauses or resumes fetching for the worker's partitions that are not
+ * done (done ones stay paused).  A resumed partition is first positioned
+ * explicitly just after the last record staged (or written), so that
+ * nothing librdkafka dropped at the pause is skipped, whatever position
+ * librdkafka itself remembered. */
+static void set_paused(struct cap_worker *w, int pause)
+{
+	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new((int)w->part_count);
+	rd_kafka_error_t *error;
+
+	for (size_t i = 0; i < w->part_count; i++) {
+		struct cap_part *part = w->parts[i];
+
+		if (!part->done)
+			rd_kafka_topic_partition_list_add(list, part->topic->name, part->partition)->offset =
+				part->staged_next > part->next ? part->staged_next : part->next;
+	}
+	if (pause) {
+		rd_kafka_pause_partitions(w->cap->rk, list);
+	} else {
+		/* Asynchronous seek: queued to each partition before the
+		 * resume, so it takes effect first. */
+		error = rd_kafka_seek_partitions(w->cap->rk, list, 0);
+		if (error) {
+			cap_fail(w->cap, KT_EKAFKA, "worker %u: cannot position its partitions to resume: %s",
+				 w->index, rd_kafka_error_string(error));
+			rd_kafka_error_destroy(error);
+		}
+		rd_kafka_resume_partitions(w->cap->rk, list);
+	}
+	rd_kafka_topic_partition_list_destroy(list);
+	w->paused = pause;
+	w->pauses += pause ? 1 : 0;
+}
+
+static uint64_t staged_size(const rd_kafka_message_t *msg)
+{
+	return msg->len + msg->key_len + 64;
+}
+
+/* Moves everything librdkafka holds for this worker into the ring (until
+ * the ring is full), waiting up to timeout_ms only for the first message.
+ * Returns 0 or -1 on failure. */
+static int drain(struct cap_worker *w, int timeout_ms)
+{
+	for (;;) {
+		size_t room = CAP_RING - w->ring_count, want = room < CAP_BATCH ? room : CAP_BATCH;
+		ssize_t n;
+
+		if (want == 0)
+			return 0;
+		n = rd_kafka_consume_batch_queue(w->rkqu, timeout_ms, w->msgs, want);
+		if (n < 0) {
+			cap_fail(w->cap, KT_EKAFKA, "worker %u: cannot consume: %s", w->index,
+				 rd_kafka_err2str(rd_kafka_last_error()));
+			return -1;
+		}
+		for (ssize_t i = 0; i < n; i++) {
+			rd_kafka_message_t *msg = w->msgs[i];
+			struct cap_part *part;
+
+			if (!msg->err && (part = lookup_part(w, msg)) && msg->offset >= part->staged_next)
+				part->staged_next = msg->offset + 1;
+			w->ring[(w->ring_head + w->ring_count) % CAP_RING] = msg;
+			w->ring_count++;
+			w->ring_bytes += staged_size(msg);
+		}
+		if ((size_t)n < want)
+			return 0; /* librdkafka's queue is empty */
+		timeout_ms = 0;
+	}
+}
+
 static void *worker_main(void *arg)
 {
 	struct cap_worker *w = arg;
 	struct kt_capture *cap = w->cap;
 
 	while (w->remaining > 0 && !cap->stop && !atomic_load(&cap->abort)) {
-		ssize_t n = rd_kafka_consume_batch_queue(w->rkqu, 100, w->msgs, CAP_BATCH);
-
-		if (n < 0) {
-			cap_fail(cap, KT_EKAFKA, "worker %u: cannot consume: %s", w->index,
-				 rd_kafka_err2str(rd_kafka_last_error()));
+		if (drain(w, w->ring_count ? 0 : 100))
 			break;
-		}
-		for (ssize_t i = 0; i < n; i++) {
+		if (!w->paused && (w->ring_bytes >= w->high_bytes || w->ring_count > CAP_RING - CAP_BATCH))
+			set_paused(w, 1);
+		/* A slice of the staged records, then drain again: a full
+		 * block costs at most a few milliseconds to compress. */
+		for (size_t i = 0; i < CAP_BATCH && w->ring_count > 0; i++) {
+			rd_kafka_message_t *msg = w->ring[w->ring_head];
+
+			w->ring_head = (w->ring_head + 1) % CAP_RING;
+			w->ring_count--;
+			w->ring_bytes -= staged_size(msg);
 			if (!atomic_load_explicit(&cap->abort, memory_order_relaxed))
-				handle(w, w->msgs[i]);
-			rd_kafka_message_destroy(w->msgs[i]);
+				handle(w, msg);
+			rd_kafka_message_destroy(msg);
 		}
+		if (w->paused && w->ring_bytes <= w->high_bytes / 2 && w->ring_count < CAP_RING / 2 &&
+		    w->remaining > 0)
+			set_paused(w, 0);
 	}
+	while (w->ring_count > 0) {
+		rd_kafka_message_destroy(w->ring[w->ring_head]);
+		w->ring_head = (w->ring_head + 1) % CAP_RING;
+		w->ring_count--;
+	}
+	kt_log(cap->opts.log, KT_LOG_DEBUG, "worker %u: %zu partitions, staging full %llu times", w->index,
+	       w->part_count, (unsigned long long)w->pauses);
 	/* Interrupted: what was appended is sealed, so that a partial
 	 * snapshot can reference it; after a failure nothing is kept. */
 	for (size_t t = 0; t < cap->topic_count; t++) {
@@ -413,6 +518,7 @@ int cap_workers_start(struct kt_capture *cap, char *errstr, size_t errstr_size)
 			struct cap_part *part = &cap->topics[t].parts[p];
 
 			part->next = part->plan.fetch_from;
+			part->staged_next = part->plan.fetch_from;
 			part->min_ts = INT64_MAX;
 			part->max_ts = INT64_MIN;
 			atomic_store(&part->pub_next, part->next);
@@ -434,9 +540,21 @@ int cap_workers_start(struct kt_capture *cap, char *errstr, size_t errstr_size)
 		return kt_seterr(errstr, errstr_size, -ENOMEM, "out of memory for %u workers", count);
 	cap->worker_count = count;
 	for (unsigned i = 0; i < count; i++) {
-		cap->workers[i].cap = cap;
-		cap->workers[i].index = i;
-		cap->workers[i].rkqu = rd_kafka_queue_new(cap->rk);
+		struct cap_worker *w = &cap->workers[i];
+
+		w->cap = cap;
+		w->index = i;
+		w->rkqu = rd_kafka_queue_new(cap->rk);
+		w->ring = malloc(CAP_RING * sizeof(*w->ring));
+		w->parts = calloc(active, sizeof(*w->parts));
+		/* A quarter of the memory budget is staging, shared by the
+		 * workers (a quarter is librdkafka's safety net, see
+		 * consumer_create(), and half the open blocks). */
+		w->high_bytes = cap->opts.memory_budget / 4 / count;
+		if (!w->ring || !w->parts) {
+			err = kt_seterr(errstr, errstr_size, -ENOMEM, "out of memory for worker %u", i);
+			goto out;
+		}
 	}
 	/* Each partition goes to the least loaded worker, by offsets to read;
 	 * the biggest partitions are placed first (LPT scheduling). */
@@ -460,6 +578,7 @@ int cap_workers_start(struct kt_capture *cap, char *errstr, size_t errstr_size)
 		best->worker = w->index;
 		w->load += (uint64_t)(best->plan.end - best->plan.fetch_from);
 		w->remaining++;
+		w->parts[w->part_count++] = best;
 		/* Forward before assigning, so that no record of the partition
 		 * can land in the consumer's main queue. */
 		best->rkqu = rd_kafka_queue_get_partition(cap->rk, best->topic->name, best->partition);
@@ -534,6 +653,8 @@ void cap_workers_join(struct kt_capture *cap)
 		}
 	for (unsigned i = 0; i < cap->worker_count; i++) {
 		free(cap->workers[i].headers);
+		free(cap->workers[i].ring);
+		free(cap->workers[i].parts);
 		if (cap->workers[i].rkqu)
 			rd_kafka_queue_destroy(cap->workers[i].rkqu);
 	}
