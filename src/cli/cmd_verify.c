@@ -38,9 +38,14 @@ static void on_problem(void *opaque, const struct kt_store_verify_problem *p)
 	struct verify_out *vo = opaque;
 
 	if (vo->json) {
+		json_t *ids = json_array();
+
+		for (size_t i = 0; i < p->snapshots_affected; i++)
+			json_array_append_new(ids, json_string(p->snapshot_ids[i]));
 		json_array_append_new(vo->problems,
-			json_pack("{s:s, s:I, s:s, s:i, s:s, s:I, s:I, s:I, s:s, s:s}",
+			json_pack("{s:s, s:I, s:o, s:s, s:i, s:s, s:I, s:I, s:I, s:s, s:s}",
 				  "snapshot", p->snapshot, "snapshots_affected", (json_int_t)p->snapshots_affected,
+				  "snapshots", ids,
 				  "topic", p->topic ? p->topic : "", "partition", p->partition,
 				  "path", p->path ? p->path : "", "block", (json_int_t)p->block,
 				  "file_offset", (json_int_t)p->file_offset,
@@ -55,9 +60,12 @@ static void on_problem(void *opaque, const struct kt_store_verify_problem *p)
 	fprintf(stderr, ": %s", p->message);
 	if (p->records_affected)
 		fprintf(stderr, "; %llu record(s) lost", (unsigned long long)p->records_affected);
-	fprintf(stderr, " [snapshot %s", p->snapshot);
-	if (p->snapshots_affected > 1)
-		fprintf(stderr, " and %zu more", p->snapshots_affected - 1);
+	/* Which snapshots lose the records: a few by name, newest first. */
+	fprintf(stderr, " [snapshot%s", p->snapshots_affected > 1 ? "s" : "");
+	for (size_t i = 0; i < p->snapshots_affected && i < 4; i++)
+		fprintf(stderr, "%s %s", i ? "," : "", p->snapshot_ids[i]);
+	if (p->snapshots_affected > 4)
+		fprintf(stderr, " and %zu more", p->snapshots_affected - 4);
 	fprintf(stderr, "]\n");
 }
 

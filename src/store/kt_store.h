@@ -506,6 +506,9 @@ struct kt_store_verify_problem {
 	uint64_t records_affected;
 	int code;              /* KT_ECORRUPT, KT_ETRUNCATED, -ENOENT, ... */
 	const char *message;   /* a sentence naming what is wrong */
+	/* Every snapshot affected (snapshots_affected ids), newest first;
+	 * snapshot is the first of them. */
+	const char *const *snapshot_ids;
 };
 
 struct kt_store_verify_opts {

@@ -28,8 +28,10 @@ struct verify_item {
 	const struct kt_store_segref *ref; /* first manifest entry seen */
 	const char *topic;
 	int32_t partition;
-	const char *first_snapshot;
+	const char *first_snapshot; /* the newest snapshot affected */
 	size_t snapshots;
+	const char **ids;           /* all snapshots affected, newest first
+				     * (malloc'd); NULL: first_snapshot only */
 };
 
 struct verify_ctx {
@@ -59,7 +61,8 @@ static void report(struct verify_ctx *ctx, const struct verify_item *item, int64
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	problem.snapshot = item->first_snapshot;
-	problem.snapshots_affected = item->snapshots;
+	problem.snapshots_affected = item->ids ? item->snapshots : 1;
+	problem.snapshot_ids = item->ids ? item->ids : &item->first_snapshot;
 	problem.topic = item->topic;
 	problem.partition = item->partition;
 	problem.path = item->ref ? item->ref->path : "";
@@ -293,6 +296,12 @@ static void check_chain(struct verify_ctx *ctx, const struct kt_store_snapshot *
 	}
 }
 
+/* Snapshot ids sort by time: descending is newest first. */
+static int cmp_id_desc(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)b, *(const char *const *)a);
+}
+
 static int cmp_item(const void *a, const void *b)
 {
 	return strcmp(((const struct verify_item *)a)->ref->path, ((const struct verify_item *)b)->ref->path);
@@ -323,7 +332,7 @@ static void check_unlisted(struct verify_ctx *ctx, struct kt_store_snapshot **sn
 	struct kt_store_reader *reader = NULL;
 	struct kt_store_segref ref = { 0 };
 	char errstr[512];
-	const char *newest = NULL;
+	const char **ids = NULL;
 	size_t affected = 0;
 
 	if (kt_store_reader_open(&reader, abs, KT_STORE_OPEN_NO_INDEX | KT_STORE_OPEN_RECOVER,
@@ -341,12 +350,14 @@ static void check_unlisted(struct verify_ctx *ctx, struct kt_store_snapshot **sn
 		int64_t hi = info->last_offset < part->end_offset - 1 ? info->last_offset : part->end_offset - 1;
 		if (lo > hi || listed_cover(part, lo, hi))
 			continue;
-		affected++;
-		if (!newest || strcmp(snaps[i]->id, newest) > 0)
-			newest = snaps[i]->id;
+		if (!ids && !(ids = calloc(snap_count, sizeof(*ids))))
+			break; /* out of memory: the segment goes unjudged */
+		ids[affected++] = snaps[i]->id;
 	}
 	if (affected) {
-		struct verify_item item = { &ref, info->topic, info->partition, newest, affected };
+		struct verify_item item = { &ref, info->topic, info->partition, NULL, affected, ids };
+		qsort(ids, affected, sizeof(*ids), cmp_id_desc);
+		item.first_snapshot = ids[0];
 		ref.path = (char *)rel;
 		report(ctx, &item, -1, 0, info->record_count, KT_ECORRUPT,
 		       "segment holds offsets %lld-%lld of %s/%d, inside the snapshot's range, but the manifest does not list it "
@@ -357,6 +368,7 @@ static void check_unlisted(struct verify_ctx *ctx, struct kt_store_snapshot **sn
 		ctx->unlisted++;
 		pthread_mutex_unlock(&ctx->lock);
 	}
+	free(ids);
 	kt_store_reader_destroy(reader);
 }
 
@@ -495,21 +507,34 @@ int kt_store_repo_verify(struct kt_store_repo *repo, char *const *ids, size_t id
 		}
 	if (ctx.item_count > 1)
 		qsort(ctx.items, ctx.item_count, sizeof(*ctx.items), cmp_item);
+	/* One item per path, listing every snapshot that references it: a
+	 * problem names them all, the newest first. */
 	size_t w = 0;
-	for (size_t r = 0; r < ctx.item_count; r++) {
-		if (w > 0 && strcmp(ctx.items[w - 1].ref->path, ctx.items[r].ref->path) == 0) {
-			struct verify_item *keep = &ctx.items[w - 1];
-			if (keep->ref->checksum != ctx.items[r].ref->checksum)
-				report(&ctx, &ctx.items[r], -1, 0, 0, KT_ECORRUPT,
+	for (size_t r = 0; r < ctx.item_count;) {
+		size_t e = r + 1;
+
+		while (e < ctx.item_count && strcmp(ctx.items[r].ref->path, ctx.items[e].ref->path) == 0) {
+			if (ctx.items[e].ref->checksum != ctx.items[r].ref->checksum)
+				report(&ctx, &ctx.items[e], -1, 0, 0, KT_ECORRUPT,
 				       "snapshots %s and %s disagree about this segment's checksum",
-				       keep->first_snapshot, ctx.items[r].first_snapshot);
-			keep->snapshots++;
-			/* Report the newest snapshot that would lose records. */
-			if (strcmp(ctx.items[r].first_snapshot, keep->first_snapshot) > 0)
-				keep->first_snapshot = ctx.items[r].first_snapshot;
-			continue;
+				       ctx.items[r].first_snapshot, ctx.items[e].first_snapshot);
+			e++;
 		}
-		ctx.items[w++] = ctx.items[r];
+		const char **group = malloc((e - r) * sizeof(*group));
+		if (!group) {
+			err = kt_seterr(errstr, errstr_size, -ENOMEM, "out of memory");
+			ctx.item_count = w;
+			goto out;
+		}
+		for (size_t i = r; i < e; i++)
+			group[i - r] = ctx.items[i].first_snapshot;
+		qsort(group, e - r, sizeof(*group), cmp_id_desc);
+		ctx.items[w] = ctx.items[r];
+		ctx.items[w].ids = group;
+		ctx.items[w].snapshots = e - r;
+		ctx.items[w].first_snapshot = group[0];
+		w++;
+		r = e;
 	}
 	ctx.item_count = w;
 
@@ -544,6 +569,8 @@ int kt_store_repo_verify(struct kt_store_repo *repo, char *const *ids, size_t id
 out:
 	result->seconds = (double)(kt_now_ns() - t0) / 1e9;
 	free(threads);
+	for (size_t i = 0; i < ctx.item_count; i++)
+		free(ctx.items[i].ids);
 	free(ctx.items);
 	for (size_t i = 0; i < snap_count; i++)
 		kt_store_snapshot_destroy(snaps[i]);

@@ -73,13 +73,13 @@ pos=$((off + 72 + 20))
 printf '%s' "$(printf '\\%03o' $(( ($(od -An -tu1 -j $pos -N1 "$T/r/$SEG") ^ 0x55) )))" |
 	dd of="$T/r/$SEG" bs=1 seek=$pos conv=notrunc status=none
 verify_damaged --all
-jq -e --arg p "$SEG" --argjson off "$off" --argjson n "$nrec" --arg s "$S2" '
+jq -e --arg p "$SEG" --argjson off "$off" --argjson n "$nrec" --arg s "$S2" --arg s1 "$S1" '
 	.status == "damaged" and .problems == 1 and .records_affected == $n and
 	(.problem_list[0] | .path == $p and .block == 1 and .file_offset == $off and
-	 .records_affected == $n and .snapshot == $s and .snapshots_affected == 2 and
+	 .records_affected == $n and .snapshot == $s and .snapshots_affected == 2 and .snapshots == [$s, $s1] and
 	 .topic == "audit_events" and .partition == 0)' "$T/out.json" >/dev/null ||
 	fail "corrupt block: $(jq -c . "$T/out.json")"
-grep -q "DAMAGED audit_events/0 $SEG block 1 at byte $off: .*$nrec record(s) lost \[snapshot $S2 and 1 more\]" "$T/out.err" ||
+grep -q "DAMAGED audit_events/0 $SEG block 1 at byte $off: .*$nrec record(s) lost \[snapshots $S2, $S1\]" "$T/out.err" ||
 	fail "corrupt block, text report: $(cat "$T/out.err")"
 expect_status 3 "$KTAPE" cat -r "$T/r" -t audit_events -p 0 >/dev/null 2>&1
 pass "flipped byte: exit 3 naming $SEG block 1 at byte $off, $nrec records, both snapshots"

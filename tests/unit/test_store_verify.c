@@ -17,6 +17,7 @@ struct seen {
 	uint64_t records;
 	int code;
 	size_t snapshots;
+	char ids[2][64]; /* the first two affected, as reported */
 	char message[512];
 };
 
@@ -29,6 +30,8 @@ static void on_problem(void *opaque, const struct kt_store_verify_problem *p)
 		s->records = p->records_affected;
 		s->code = p->code;
 		s->snapshots = p->snapshots_affected;
+		for (size_t i = 0; i < p->snapshots_affected && i < 2; i++)
+			snprintf(s->ids[i], sizeof(s->ids[i]), "%s", p->snapshot_ids[i]);
 		snprintf(s->message, sizeof(s->message), "%s", p->message);
 	}
 }
@@ -212,6 +215,8 @@ static void test_verify_checks_a_shared_segment_once(void **state)
 	assert_int_equal(unlink(abs), 0);
 	assert_int_equal(run_verify(repo, 0, &s, &res), KT_ECORRUPT);
 	assert_int_equal(s.snapshots, 2);
+	assert_string_equal(s.ids[0], incr->id); /* newest first */
+	assert_string_equal(s.ids[1], full->id);
 	kt_store_snapshot_destroy(full);
 	kt_store_snapshot_destroy(incr);
 	kt_store_repo_destroy(repo);
