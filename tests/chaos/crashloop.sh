@@ -13,8 +13,9 @@
 # machine's speed, so the last line prints where each kill landed.
 #
 # capture: each round produces --chunk more records into two topics, starts
-#   a capture, and kills it after a delay drawn from [0, 1.1 x the time an
-#   uninterrupted capture of one chunk took].  After every kill all earlier
+#   a capture, and kills it after a delay drawn from [0, 1.3 x the time an
+#   uninterrupted capture of what is pending takes]; every fifth kill comes
+#   instead as soon as the capture logs its commit.  After every kill all earlier
 #   snapshots must verify.  A final capture must succeed, the whole chain
 #   must verify, and `ktape cat` of each topic must equal kcat's dump of the
 #   topic (offsets included): every record exactly once across the chain.
@@ -80,6 +81,22 @@ run_and_kill() {
 	rc=0
 	{ wait "$pid"; } 2>/dev/null || rc=$?
 }
+# The same, but the kill comes as soon as the command's stderr shows
+# PATTERN (polled every 10 ms), to land in a narrow window.
+kill_on_line() {
+	local pattern=$1 pid i
+	shift
+	(exec "$KTAPE" "$@") >"$T/run.out" 2>"$T/run.err" &
+	pid=$!
+	for ((i = 0; i < 6000; i++)); do
+		grep -q "$pattern" "$T/run.err" 2>/dev/null && break
+		_kt_alive "$pid" || break
+		sleep 0.01
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+	rc=0
+	{ wait "$pid"; } 2>/dev/null || rc=$?
+}
 snapshot_count() { find "$1/snapshots" -name '*.json' 2>/dev/null | wc -l; }
 verify_all() {
 	"$KTAPE" verify -r "$1" --all >"$T/verify.out" 2>&1 ||
@@ -131,7 +148,14 @@ if wants capture; then
 		# run: the delay scales with what is pending, and its range reaches
 		# past the run's end so that some kills land after the commit.
 		delay=$(draw_delay $((cap_span * backlog * 13 / 10)))
-		run_and_kill "$delay" "${CAPTURE[@]}"
+		if [ $((i % 5)) -eq 0 ]; then
+			# Every fifth kill aims just after the manifest's rename: the
+			# snapshot exists but the process never got to exit.
+			delay="on 'committed'"
+			kill_on_line 'committed .* snapshot' "${CAPTURE[@]:1}"
+		else
+			run_and_kill "$delay" "${CAPTURE[@]}"
+		fi
 		after=$(snapshot_count "$REPO")
 		[ "$after" -eq "$before" ] || backlog=0
 		case $rc in
