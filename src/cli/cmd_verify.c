@@ -53,8 +53,11 @@ static void on_problem(void *opaque, const struct kt_store_verify_problem *p)
 				  "error", kt_strerror(p->code), "message", p->message));
 		return;
 	}
-	fprintf(stderr, "ktape verify: DAMAGED %s/%d %s", p->topic ? p->topic : "", p->partition,
-		p->path && *p->path ? p->path : "(partition)");
+	if (p->partition >= 0)
+		fprintf(stderr, "ktape verify: DAMAGED %s/%d %s", p->topic ? p->topic : "", p->partition,
+			p->path && *p->path ? p->path : "(partition)");
+	else /* the manifest itself */
+		fprintf(stderr, "ktape verify: DAMAGED %s", p->path);
 	if (p->block >= 0)
 		fprintf(stderr, " block %lld at byte %llu", (long long)p->block, (unsigned long long)p->file_offset);
 	fprintf(stderr, ": %s", p->message);

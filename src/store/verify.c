@@ -475,12 +475,43 @@ int kt_store_repo_verify(struct kt_store_repo *repo, char *const *ids, size_t id
 		goto out;
 	}
 	for (size_t i = 0; i < id_count; i++) {
-		err = kt_store_repo_load_snapshot(repo, ids[i], &snaps[snap_count], errstr, errstr_size);
-		if (err)
-			goto out; /* a manifest that cannot be read is fatal and named */
+		char why[1024], newest[64];
+		const char *id = ids[i];
+
+		/* "latest" is named by its id in reports. */
+		if (id && strcmp(id, "latest") == 0) {
+			char **all = NULL;
+			size_t n = 0;
+
+			if (kt_store_repo_list_snapshots(repo, &all, &n, why, sizeof(why)) == 0 && n > 0) {
+				snprintf(newest, sizeof(newest), "%s", all[0]);
+				id = newest;
+			}
+			kt_store_strv_free(all, n);
+		}
+		err = kt_store_repo_load_snapshot(repo, id, &snaps[snap_count], why, sizeof(why));
+		if (err == KT_ECORRUPT || err == KT_ETRUNCATED) {
+			/* A damaged manifest is damage like any other: that
+			 * snapshot cannot be restored, the others still are
+			 * checked.  (A newer format version is not damage: it
+			 * stops verification, naming the version.) */
+			char rel[128];
+			struct kt_store_segref ref = { 0 };
+			struct verify_item item = { &ref, "", -1, id, 1, NULL };
+
+			snprintf(rel, sizeof(rel), "snapshots/%s.json", id);
+			ref.path = rel;
+			report(&ctx, &item, -1, 0, 0, err, "%s", why);
+			result->snapshots++;
+			continue;
+		}
+		if (err) {
+			kt_seterr(errstr, errstr_size, err, "%s", why);
+			goto out; /* an unknown snapshot, or no memory: named */
+		}
 		snap_count++;
 	}
-	result->snapshots = snap_count;
+	result->snapshots += snap_count;
 
 	/* Every (snapshot, segment) pair, then merged by path. */
 	for (size_t i = 0; i < snap_count; i++)

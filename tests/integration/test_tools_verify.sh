@@ -134,6 +134,16 @@ cmp -s "$T/r/$IDX" "$REPO/$IDX" || fail "the rebuilt index differs from the writ
 "$KTAPE" verify -r "$T/r" --all 2>"$T/after.err" || fail "not clean after --repair: $(cat "$T/after.err")"
 pass "damaged and missing indexes: reported, rebuilt byte for byte by --repair, then clean"
 
+# 5. A damaged manifest is one problem; the other snapshot is still checked.
+damaged_copy
+head -c 100 "$REPO/snapshots/$S1.json" >"$T/r/snapshots/$S1.json"
+verify_damaged --all
+jq -e --arg p "snapshots/$S1.json" --arg s "$S1" '.problems == 1 and .segments > 0 and
+	(.problem_list[0] | .path == $p and .snapshot == $s)' "$T/out.json" >/dev/null ||
+	fail "damaged manifest: $(jq -c . "$T/out.json")"
+grep -q "DAMAGED snapshots/$S1.json: .*not valid JSON" "$T/out.err" || fail "damaged manifest: $(cat "$T/out.err")"
+pass "a damaged manifest is reported by name and the other snapshot is still verified"
+
 # Errors that stop verification itself.
 expect_status 2 "$KTAPE" verify
 expect_status 2 "$KTAPE" verify -r "$REPO" --all --snapshot "$S1"
