@@ -124,9 +124,10 @@ struct kt_capture_opts {
 	int io_backend;        /* enum kt_io_backend */
 	int64_t timeout_ms;       /* broker answers and stalls; default 30 s */
 	int64_t admin_timeout_ms; /* DescribeConfigs & co; default 5 s */
-	uint64_t memory_budget;   /* bytes for librdkafka's prefetch (half)
-				   * and the partitions' open blocks (half);
-				   * default 128 MiB */
+	uint64_t memory_budget;   /* bytes for the partitions' open blocks
+				   * (half), records staged by the workers
+				   * (a quarter) and librdkafka's queues (a
+				   * quarter); default 128 MiB */
 
 	int follow;            /* commit a snapshot every interval_ms until stopped */
 	int64_t interval_ms;   /* default 60 s */
