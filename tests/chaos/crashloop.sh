@@ -21,7 +21,8 @@
 #   topic (offsets included): every record exactly once across the chain.
 # restore: the chain is restored into a second sandbox, rate-limited so that
 #   a run lasts longer than the kill delays; each run is killed and the same
-#   command rerun.  A final run without the rate limit must succeed and
+#   command rerun.  The last kill lands as soon as every record is
+#   acknowledged; the rerun must then send nothing and complete the record.  A final run without the rate limit must succeed and
 #   kcat's dump of the target must equal the source's (offsets included).
 # prune: a copy of the repository is pruned to its newest snapshot, killed
 #   at a random moment within the time one prune takes, verified, pruned
@@ -81,19 +82,26 @@ run_and_kill() {
 	rc=0
 	{ wait "$pid"; } 2>/dev/null || rc=$?
 }
-# The same, but the kill comes as soon as the command's stderr shows
-# PATTERN (polled every 10 ms), to land in a narrow window.
+# The same, but the kill comes as soon as a line of the command's stderr
+# matches the regex PATTERN: stderr goes through a fifo read line by line,
+# so the kill follows the line within about a millisecond.
 kill_on_line() {
-	local pattern=$1 pid i
+	local pattern=$1 pid line
 	shift
-	(exec "$KTAPE" "$@") >"$T/run.out" 2>"$T/run.err" &
+	: >"$T/run.err"
+	rm -f "$T/fifo" && mkfifo "$T/fifo"
+	(exec "$KTAPE" "$@") >"$T/run.out" 2>"$T/fifo" &
 	pid=$!
-	for ((i = 0; i < 6000; i++)); do
-		grep -q "$pattern" "$T/run.err" 2>/dev/null && break
-		_kt_alive "$pid" || break
-		sleep 0.01
-	done
-	kill -KILL "$pid" 2>/dev/null || true
+	{
+		while IFS= read -r line; do
+			printf '%s\n' "$line" >>"$T/run.err"
+			if [[ $line =~ $pattern ]]; then
+				kill -KILL "$pid" 2>/dev/null || true
+				break
+			fi
+		done
+		cat >>"$T/run.err"
+	} <"$T/fifo" 2>/dev/null # bash reports the killed job here: not news
 	rc=0
 	{ wait "$pid"; } 2>/dev/null || rc=$?
 }
@@ -195,10 +203,19 @@ if wants restore; then
 	# form passes the sandbox's 5 MiB per partition and its retention drops
 	# the oldest restored records.
 	RESTORE=(-q restore -b "$DST" -r "$REPO" --no-progress --timeout 10s -X compression.type=zstd)
-	mid=0 finished=0
+	mid=0 finished=0 acked=0
 	for i in $(seq "$KILLS"); do
-		delay=$(draw_delay 1500)
-		run_and_kill "$delay" "${RESTORE[@]}" --max-rate "$rate"
+		if [ "$i" -eq "$KILLS" ]; then
+			# The last kill runs at full speed and lands as soon as every
+			# record is acknowledged: before the checkpoint says complete
+			# and the offset map is written.
+			delay="on 'all acknowledged'"
+			kill_on_line 'all acknowledged' -v "${RESTORE[@]:1}"
+			[ "$rc" -ne 137 ] || ! grep -q 'all acknowledged' "$T/run.err" || acked=1
+		else
+			delay=$(draw_delay 1500)
+			run_and_kill "$delay" "${RESTORE[@]}" --max-rate "$rate"
+		fi
 		case $rc in
 		137) mid=$((mid + 1)) ;;
 		0) finished=$((finished + 1)) ;;
@@ -209,13 +226,20 @@ if wants restore; then
 		fail "the restore after the kills failed: $(cat "$T/restore.err")"
 	jq -e --argjson n "$total" '.records_skipped + .records_sent == $n' "$T/restore.json" >/dev/null ||
 		fail "the final restore does not account for $total records: $(cat "$T/restore.json")"
+	if [ "$acked" -eq 1 ]; then
+		jq -e '.records_sent == 0' "$T/restore.json" >/dev/null ||
+			fail "killed after every acknowledgement, the rerun still sent records: $(cat "$T/restore.json")"
+		rid=$(jq -r .restore_id "$T/restore.json")
+		[ -s "$REPO/restores/$rid/offsets.ktm" ] && [ "$(jq -r .state "$REPO/restores/$rid/checkpoint.json")" = complete ] ||
+			fail "the rerun after the last kill did not complete the restore record"
+	fi
 	for topic in "${TOPICS[@]}"; do
 		BOOTSTRAP=$DST kcat_dump "$topic" >"$T/$topic.dst"
 		expect_same "$T/$topic.src" "$T/$topic.dst"
 	done
 	runs=$(jq -s '[.[].runs] | max' "$REPO"/restores/*/checkpoint.json)
-	pass "restore: $KILLS SIGKILLs ($mid mid-run, $finished after it ended), $runs runs of one restore; the target holds each of the $total records exactly once at its source offset"
-	summary+=("restore $KILLS kills: $mid mid-run, $finished after exit, rate $rate/s, $(($(now_ms) - phase)) ms")
+	pass "restore: $KILLS SIGKILLs ($mid mid-run, $acked of them after every acknowledgement, $finished after it ended), $runs runs of one restore; the target holds each of the $total records exactly once at its source offset"
+	summary+=("restore $KILLS kills: $mid mid-run ($acked after all acks), $finished after exit, rate $rate/s, $(($(now_ms) - phase)) ms")
 fi
 
 # ---- prune --------------------------------------------------------------------
