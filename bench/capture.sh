@@ -64,22 +64,23 @@ if [ "$produced" != "$seen" ]; then
 fi
 echo "topic: bench, $parts partitions, $produced records, $bytes record bytes ($(awk -v b="$bytes" 'BEGIN { printf "%.1f", b / 1e6 }') MB), produced zstd-compressed"
 
-declare -A best_s best_rss
-run_phase() { # NAME CMD... ; records the best time and its RSS
-	local name=$1 s rss
+declare -A best_s best_rss best_cpu
+run_phase() { # NAME CMD... ; records the best time, its RSS and CPU time
+	local name=$1 s rss u k
 	shift
 	sync
-	/usr/bin/time -f '%e %M' -o "$dir/time" "$@" >"$dir/out.$name" 2>"$dir/err.$name" || {
+	/usr/bin/time -f '%e %M %U %S' -o "$dir/time" "$@" >"$dir/out.$name" 2>"$dir/err.$name" || {
 		echo "$name failed:" >&2
 		tail -n 5 "$dir/err.$name" >&2
 		exit 1
 	}
-	read -r s rss <"$dir/time"
+	read -r s rss u k <"$dir/time"
 	if [ -z "${best_s[$name]:-}" ] || awk -v a="$s" -v b="${best_s[$name]}" 'BEGIN { exit !(a < b) }'; then
 		best_s[$name]=$s
 		best_rss[$name]=$rss
+		best_cpu[$name]=$(awk -v u="$u" -v k="$k" 'BEGIN { print u + k }')
 	fi
-	echo "  run $r $name: ${s}s, peak RSS $((rss / 1024)) MiB"
+	echo "  run $r $name: ${s}s, cpu $(awk -v u="$u" -v k="$k" 'BEGIN { print u + k }')s, peak RSS $((rss / 1024)) MiB"
 }
 capture_phase() { # NAME CODEC LEVEL
 	rm -rf "$dir/repo"
@@ -102,13 +103,14 @@ for r in $(seq "$runs"); do
 done
 
 echo
-printf '%-8s %9s %9s %10s %9s %9s %9s %12s\n' phase seconds MB/s records/s "RSS MiB" "x bare" "x kcat" "stored MB"
+printf '%-8s %9s %9s %10s %8s %9s %9s %9s %12s\n' phase seconds MB/s records/s "cpu s" "RSS MiB" "x bare" "x kcat" "stored MB"
 for name in bare kcat none zstd-1 zstd-3; do
 	awk -v n="$name" -v s="${best_s[$name]}" -v rss="${best_rss[$name]}" -v b="$bytes" -v rec="$produced" \
-		-v bare="${best_s[bare]}" -v kc="${best_s[kcat]}" -v st="${stored[$name]:-}" 'BEGIN {
-		printf "%-8s %9.2f %9.1f %10.0f %9.0f %9.2f %9.2f %12s\n", n, s, b / 1e6 / s, rec / s, rss / 1024,
-			bare / s, kc / s, st == "" ? "-" : sprintf("%.1f", st / 1e6)
+		-v cpu="${best_cpu[$name]}" -v bare="${best_s[bare]}" -v kc="${best_s[kcat]}" -v st="${stored[$name]:-}" 'BEGIN {
+		printf "%-8s %9.2f %9.1f %10.0f %8.2f %9.0f %9.2f %9.2f %12s\n", n, s, b / 1e6 / s, rec / s, cpu,
+			rss / 1024, bare / s, kc / s, st == "" ? "-" : sprintf("%.1f", st / 1e6)
 	}'
 done
+echo "(seconds: best wall time of the runs; cpu s: user+system seconds of that run)"
 echo "targets: none >= 0.90 x bare; zstd-1 >= 2.00 x kcat; peak RSS <= 256 MiB"
 echo "loadavg at end: $(cat /proc/loadavg)"
