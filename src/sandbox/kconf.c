@@ -204,9 +204,15 @@ size_t kt_sandbox_kconf_describe(const struct kt_sandbox_kconf *kconf, char *buf
 		buf[0] = '\0';
 	for (size_t i = 0; i < kconf->count; i++) {
 		const struct kconf_entry *e = &kconf->entries[i];
-		int n = snprintf(buf ? buf + (need < buf_size ? need : buf_size) : NULL,
-				 need < buf_size ? buf_size - need : 0, "%s%s=%s",
-				 i ? ", " : "", e->key,
+		/* Once buf is full, keep counting what it would need, as
+		 * snprintf(NULL, 0, ...) does. */
+		char *dst = NULL;
+		size_t room = 0;
+		if (buf && need < buf_size) {
+			dst = buf + need;
+			room = buf_size - need;
+		}
+		int n = snprintf(dst, room, "%s%s=%s", i ? ", " : "", e->key,
 				 kt_config_is_secret(e->key) ? "(secret)" : e->value);
 		if (n > 0)
 			need += (size_t)n;
