@@ -163,4 +163,45 @@ fail:
 	return NULL;
 }
 
+/* A new locked repository in a fresh temp directory (its path in dir) and,
+ * when partitions > 0, a committed full snapshot of topic "orders" with
+ * `count` records per partition.  Every test of the repository starts this
+ * way; fixture_repo_close() undoes it all, also after a failed open.
+ * Returns 0, or the failing call's code with its message on stderr. */
+struct fixture_repo {
+	char dir[256];
+	struct kt_store_repo *repo;
+	struct kt_store_snapshot *snap; /* NULL when partitions was 0 */
+};
+
+static inline int fixture_repo_open(struct fixture_repo *f, const char *tag, int32_t partitions,
+				    uint32_t count)
+{
+	char errstr[512];
+	int err;
+
+	memset(f, 0, sizeof(*f));
+	fixture_tmpdir(f->dir, sizeof(f->dir), tag);
+	err = kt_store_repo_open(&f->repo, f->dir, KT_STORE_REPO_CREATE | KT_STORE_REPO_LOCK, 0,
+				 errstr, sizeof(errstr));
+	if (err) {
+		fprintf(stderr, "fixture_repo_open: %s\n", errstr);
+		return err;
+	}
+	if (partitions > 0) {
+		f->snap = fixture_full_snapshot(f->repo, "orders", partitions, count, 1700000000000LL,
+						errstr, sizeof(errstr));
+		if (!f->snap)
+			return KT_ECORRUPT;
+	}
+	return 0;
+}
+
+static inline void fixture_repo_close(struct fixture_repo *f)
+{
+	kt_store_snapshot_destroy(f->snap);
+	kt_store_repo_destroy(f->repo);
+	fixture_rmrf(f->dir);
+}
+
 #endif /* KT_TEST_REPO_FIXTURE_H */

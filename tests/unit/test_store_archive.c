@@ -47,18 +47,19 @@ static uint64_t snapshot_digest(struct kt_store_repo *repo, const char *id, uint
 
 static void test_archive_round_trip_preserves_every_record(void **state)
 {
-	char src[256], dst[256], tarpath[300], errstr[512], id[64];
-	struct kt_store_repo *a = NULL, *b = NULL;
+	struct fixture_repo fx;
+	char dst[256], tarpath[300], errstr[512], id[64];
+	struct kt_store_repo *a, *b = NULL;
 	struct kt_store_snapshot *snap;
 	uint64_t ra, rb;
 
 	(void)state;
-	fixture_tmpdir(src, sizeof(src), "arch_src");
+	assert_int_equal(fixture_repo_open(&fx, "arch_src", 3, 300), 0);
+	a = fx.repo;
+	snap = fx.snap;
+	assert_non_null(snap);
 	fixture_tmpdir(dst, sizeof(dst), "arch_dst");
 	snprintf(tarpath, sizeof(tarpath), "%s/snap.tar", dst);
-	assert_int_equal(kt_store_repo_open(&a, src, KT_STORE_REPO_CREATE | KT_STORE_REPO_LOCK, 0, errstr, sizeof(errstr)), 0);
-	snap = fixture_full_snapshot(a, "orders", 3, 300, 1700000000000LL, errstr, sizeof(errstr));
-	assert_non_null(snap);
 	for (int compression = KT_ARCHIVE_NONE; compression <= KT_ARCHIVE_GZIP; compression++) {
 		char repo_b[300];
 		int fd = open(tarpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -82,9 +83,7 @@ static void test_archive_round_trip_preserves_every_record(void **state)
 		kt_store_repo_destroy(b);
 		b = NULL;
 	}
-	kt_store_snapshot_destroy(snap);
-	kt_store_repo_destroy(a);
-	fixture_rmrf(src);
+	fixture_repo_close(&fx);
 	fixture_rmrf(dst);
 }
 
@@ -158,20 +157,21 @@ static void test_import_refuses_entries_that_escape_the_repository(void **state)
 
 static void test_import_of_a_torn_archive_publishes_nothing(void **state)
 {
-	char src[256], dst[256], tarpath[300], errstr[512];
-	struct kt_store_repo *a = NULL, *b = NULL;
+	struct fixture_repo fx;
+	char dst[256], tarpath[300], errstr[512];
+	struct kt_store_repo *a, *b = NULL;
 	struct kt_store_snapshot *snap;
 	struct stat st;
 	char **ids = NULL;
 	size_t n = 0;
 
 	(void)state;
-	fixture_tmpdir(src, sizeof(src), "arch_src");
-	fixture_tmpdir(dst, sizeof(dst), "arch_dst");
-	snprintf(tarpath, sizeof(tarpath), "%s/snap.tar", src);
-	assert_int_equal(kt_store_repo_open(&a, src, KT_STORE_REPO_CREATE | KT_STORE_REPO_LOCK, 0, errstr, sizeof(errstr)), 0);
-	snap = fixture_full_snapshot(a, "orders", 2, 300, 1700000000000LL, errstr, sizeof(errstr));
+	assert_int_equal(fixture_repo_open(&fx, "arch_src", 2, 300), 0);
+	a = fx.repo;
+	snap = fx.snap;
 	assert_non_null(snap);
+	fixture_tmpdir(dst, sizeof(dst), "arch_dst");
+	snprintf(tarpath, sizeof(tarpath), "%s/snap.tar", fx.dir);
 	int fd = open(tarpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	assert_int_equal(kt_store_repo_export(a, snap->id, fd, KT_ARCHIVE_NONE, errstr, sizeof(errstr)), 0);
 	close(fd);
@@ -189,9 +189,7 @@ static void test_import_of_a_torn_archive_publishes_nothing(void **state)
 		kt_store_repo_destroy(b);
 		b = NULL;
 	}
-	kt_store_snapshot_destroy(snap);
-	kt_store_repo_destroy(a);
-	fixture_rmrf(src);
+	fixture_repo_close(&fx);
 	fixture_rmrf(dst);
 }
 
@@ -215,8 +213,9 @@ static void count_problem(void *opaque, const struct kt_store_verify_problem *pr
 
 static void test_uncompressed_archive_reads_in_place_like_the_repository(void **state)
 {
-	char src[256], tarpath[300], errstr[512];
-	struct kt_store_repo *dir = NULL, *tar = NULL;
+	struct fixture_repo fx;
+	char tarpath[300], errstr[512];
+	struct kt_store_repo *dir, *tar = NULL;
 	struct kt_store_snapshot *snap, *loaded = NULL;
 	struct kt_store_verify_opts vopts = { 0 };
 	struct kt_store_verify_result vres;
@@ -225,11 +224,11 @@ static void test_uncompressed_archive_reads_in_place_like_the_repository(void **
 	uint64_t rd, rt;
 
 	(void)state;
-	fixture_tmpdir(src, sizeof(src), "arch_inplace");
-	snprintf(tarpath, sizeof(tarpath), "%s/snap.tar", src);
-	assert_int_equal(kt_store_repo_open(&dir, src, KT_STORE_REPO_CREATE | KT_STORE_REPO_LOCK, 0, errstr, sizeof(errstr)), 0);
-	snap = fixture_full_snapshot(dir, "orders", 3, 300, 1700000000000LL, errstr, sizeof(errstr));
+	assert_int_equal(fixture_repo_open(&fx, "arch_inplace", 3, 300), 0);
+	dir = fx.repo;
+	snap = fx.snap;
 	assert_non_null(snap);
+	snprintf(tarpath, sizeof(tarpath), "%s/snap.tar", fx.dir);
 	export_to(dir, snap->id, tarpath, KT_ARCHIVE_NONE);
 
 	assert_int_equal(kt_store_repo_open(&tar, tarpath, 0, 0, errstr, sizeof(errstr)), 0);
@@ -246,25 +245,24 @@ static void test_uncompressed_archive_reads_in_place_like_the_repository(void **
 	assert_int_equal(vres.segments, 3);
 	assert_int_equal(vres.records, 900);
 	assert_int_equal(vres.problems, 0);
-	kt_store_snapshot_destroy(snap);
 	kt_store_repo_destroy(tar);
-	kt_store_repo_destroy(dir);
-	fixture_rmrf(src);
+	fixture_repo_close(&fx);
 }
 
 static void test_archive_in_place_is_read_only_and_compressed_is_refused(void **state)
 {
-	char src[256], tarpath[300], zpath[300], errstr[512];
-	struct kt_store_repo *dir = NULL, *tar = NULL;
+	struct fixture_repo fx;
+	char tarpath[300], zpath[300], errstr[512];
+	struct kt_store_repo *dir, *tar = NULL;
 	struct kt_store_snapshot *snap;
 
 	(void)state;
-	fixture_tmpdir(src, sizeof(src), "arch_ro");
-	snprintf(tarpath, sizeof(tarpath), "%s/snap.tar", src);
-	snprintf(zpath, sizeof(zpath), "%s/snap.tar.zst", src);
-	assert_int_equal(kt_store_repo_open(&dir, src, KT_STORE_REPO_CREATE | KT_STORE_REPO_LOCK, 0, errstr, sizeof(errstr)), 0);
-	snap = fixture_full_snapshot(dir, "orders", 1, 50, 1700000000000LL, errstr, sizeof(errstr));
+	assert_int_equal(fixture_repo_open(&fx, "arch_ro", 1, 50), 0);
+	dir = fx.repo;
+	snap = fx.snap;
 	assert_non_null(snap);
+	snprintf(tarpath, sizeof(tarpath), "%s/snap.tar", fx.dir);
+	snprintf(zpath, sizeof(zpath), "%s/snap.tar.zst", fx.dir);
 	export_to(dir, snap->id, tarpath, KT_ARCHIVE_NONE);
 	export_to(dir, snap->id, zpath, KT_ARCHIVE_ZSTD);
 
@@ -278,15 +276,15 @@ static void test_archive_in_place_is_read_only_and_compressed_is_refused(void **
 	assert_int_equal(kt_store_repo_open(&tar, zpath, 0, 0, errstr, sizeof(errstr)), KT_EUNSUPPORTED);
 	assert_non_null(strstr(errstr, "import it first"));
 	assert_non_null(strstr(errstr, "--compress none"));
-	kt_store_snapshot_destroy(snap);
-	kt_store_repo_destroy(dir);
-	fixture_rmrf(src);
+	kt_store_repo_destroy(tar);
+	fixture_repo_close(&fx);
 }
 
 static void test_damage_inside_an_archive_is_found_in_place(void **state)
 {
-	char src[256], tarpath[300], errstr[512];
-	struct kt_store_repo *dir = NULL, *tar = NULL;
+	struct fixture_repo fx;
+	char tarpath[300], errstr[512];
+	struct kt_store_repo *dir, *tar = NULL;
 	struct kt_store_snapshot *snap;
 	struct kt_store_verify_opts vopts = { 0 };
 	struct kt_store_verify_result vres;
@@ -295,11 +293,11 @@ static void test_damage_inside_an_archive_is_found_in_place(void **state)
 	char byte;
 
 	(void)state;
-	fixture_tmpdir(src, sizeof(src), "arch_dmg");
-	snprintf(tarpath, sizeof(tarpath), "%s/snap.tar", src);
-	assert_int_equal(kt_store_repo_open(&dir, src, KT_STORE_REPO_CREATE | KT_STORE_REPO_LOCK, 0, errstr, sizeof(errstr)), 0);
-	snap = fixture_full_snapshot(dir, "orders", 1, 600, 1700000000000LL, errstr, sizeof(errstr));
+	assert_int_equal(fixture_repo_open(&fx, "arch_dmg", 1, 600), 0);
+	dir = fx.repo;
+	snap = fx.snap;
 	assert_non_null(snap);
+	snprintf(tarpath, sizeof(tarpath), "%s/snap.tar", fx.dir);
 	export_to(dir, snap->id, tarpath, KT_ARCHIVE_NONE);
 	/* The segment is the archive's biggest entry: its middle is in a
 	 * block's payload. */
@@ -316,10 +314,8 @@ static void test_damage_inside_an_archive_is_found_in_place(void **state)
 	assert_int_equal(vres.problems, 1);
 	assert_true(bad_block > 0);
 	assert_true(vres.records_affected > 0 && vres.records_affected < 600);
-	kt_store_snapshot_destroy(snap);
 	kt_store_repo_destroy(tar);
-	kt_store_repo_destroy(dir);
-	fixture_rmrf(src);
+	fixture_repo_close(&fx);
 }
 
 int main(void)

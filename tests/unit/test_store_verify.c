@@ -72,17 +72,16 @@ static void flip_byte(const char *path, off_t at)
 
 static void test_verify_clean_repository_reports_nothing(void **state)
 {
-	char dir[256], errstr[512];
-	struct kt_store_repo *repo = NULL;
+	struct fixture_repo f;
+	struct kt_store_repo *repo;
 	struct kt_store_snapshot *snap;
 	struct kt_store_verify_result res;
 	struct seen s;
 
 	(void)state;
-	fixture_tmpdir(dir, sizeof(dir), "verify");
-	assert_int_equal(kt_store_repo_open(&repo, dir, KT_STORE_REPO_CREATE | KT_STORE_REPO_LOCK, 0,
-					    errstr, sizeof(errstr)), 0);
-	snap = fixture_full_snapshot(repo, "orders", 3, 400, 1700000000000LL, errstr, sizeof(errstr));
+	assert_int_equal(fixture_repo_open(&f, "verify", 3, 400), 0);
+	repo = f.repo;
+	snap = f.snap;
 	assert_non_null(snap);
 	assert_int_equal(run_verify(repo, 0, &s, &res), 0);
 	assert_int_equal(s.count, 0);
@@ -90,25 +89,23 @@ static void test_verify_clean_repository_reports_nothing(void **state)
 	assert_int_equal(res.segments, 3);
 	assert_int_equal(res.records, 1200);
 	assert_true(res.blocks > 3);
-	kt_store_snapshot_destroy(snap);
-	kt_store_repo_destroy(repo);
-	fixture_rmrf(dir);
+	fixture_repo_close(&f);
 }
 
 static void test_verify_names_the_damaged_block_and_its_records(void **state)
 {
-	char dir[256], errstr[512], abs[PATH_MAX];
-	struct kt_store_repo *repo = NULL;
+	char errstr[512], abs[PATH_MAX];
+	struct fixture_repo f;
+	struct kt_store_repo *repo;
 	struct kt_store_reader *reader = NULL;
 	struct kt_store_snapshot *snap;
 	struct kt_store_verify_result res;
 	struct seen s;
 
 	(void)state;
-	fixture_tmpdir(dir, sizeof(dir), "verify");
-	assert_int_equal(kt_store_repo_open(&repo, dir, KT_STORE_REPO_CREATE | KT_STORE_REPO_LOCK, 0,
-					    errstr, sizeof(errstr)), 0);
-	snap = fixture_full_snapshot(repo, "orders", 2, 400, 1700000000000LL, errstr, sizeof(errstr));
+	assert_int_equal(fixture_repo_open(&f, "verify", 2, 400), 0);
+	repo = f.repo;
+	snap = f.snap;
 	assert_non_null(snap);
 	segment_abs(repo, snap, 1, abs, sizeof(abs));
 	assert_int_equal(kt_store_reader_open(&reader, abs, 0, errstr, sizeof(errstr)), 0);
@@ -124,24 +121,22 @@ static void test_verify_names_the_damaged_block_and_its_records(void **state)
 	assert_int_equal(s.block, 1);
 	assert_int_equal(s.records, lost);
 	assert_int_equal(res.records_affected, lost);
-	kt_store_snapshot_destroy(snap);
-	kt_store_repo_destroy(repo);
-	fixture_rmrf(dir);
+	fixture_repo_close(&f);
 }
 
 static void test_verify_reports_missing_segment_with_all_its_records(void **state)
 {
-	char dir[256], errstr[512], abs[PATH_MAX];
-	struct kt_store_repo *repo = NULL;
+	char abs[PATH_MAX];
+	struct fixture_repo f;
+	struct kt_store_repo *repo;
 	struct kt_store_snapshot *snap;
 	struct kt_store_verify_result res;
 	struct seen s;
 
 	(void)state;
-	fixture_tmpdir(dir, sizeof(dir), "verify");
-	assert_int_equal(kt_store_repo_open(&repo, dir, KT_STORE_REPO_CREATE | KT_STORE_REPO_LOCK, 0,
-					    errstr, sizeof(errstr)), 0);
-	snap = fixture_full_snapshot(repo, "orders", 2, 100, 1700000000000LL, errstr, sizeof(errstr));
+	assert_int_equal(fixture_repo_open(&f, "verify", 2, 100), 0);
+	repo = f.repo;
+	snap = f.snap;
 	assert_non_null(snap);
 	segment_abs(repo, snap, 0, abs, sizeof(abs));
 	assert_int_equal(unlink(abs), 0);
@@ -149,24 +144,22 @@ static void test_verify_reports_missing_segment_with_all_its_records(void **stat
 	assert_int_equal(s.count, 1);
 	assert_int_equal(s.records, 100);
 	assert_non_null(strstr(s.message, "missing"));
-	kt_store_snapshot_destroy(snap);
-	kt_store_repo_destroy(repo);
-	fixture_rmrf(dir);
+	fixture_repo_close(&f);
 }
 
 static void test_verify_repair_rebuilds_a_missing_index(void **state)
 {
-	char dir[256], errstr[512], abs[PATH_MAX], idx[PATH_MAX];
-	struct kt_store_repo *repo = NULL;
+	char abs[PATH_MAX], idx[PATH_MAX];
+	struct fixture_repo f;
+	struct kt_store_repo *repo;
 	struct kt_store_snapshot *snap;
 	struct kt_store_verify_result res;
 	struct seen s;
 
 	(void)state;
-	fixture_tmpdir(dir, sizeof(dir), "verify");
-	assert_int_equal(kt_store_repo_open(&repo, dir, KT_STORE_REPO_CREATE | KT_STORE_REPO_LOCK, 0,
-					    errstr, sizeof(errstr)), 0);
-	snap = fixture_full_snapshot(repo, "orders", 1, 100, 1700000000000LL, errstr, sizeof(errstr));
+	assert_int_equal(fixture_repo_open(&f, "verify", 1, 100), 0);
+	repo = f.repo;
+	snap = f.snap;
 	assert_non_null(snap);
 	segment_abs(repo, snap, 0, abs, sizeof(abs));
 	assert_int_equal(kt_store_index_path(abs, idx, sizeof(idx)), 0);
@@ -181,24 +174,22 @@ static void test_verify_repair_rebuilds_a_missing_index(void **state)
 	assert_int_equal(res.indexes_repaired, 1);
 	assert_int_equal(access(idx, F_OK), 0);
 	assert_int_equal(run_verify(repo, 0, &s, &res), 0);
-	kt_store_snapshot_destroy(snap);
-	kt_store_repo_destroy(repo);
-	fixture_rmrf(dir);
+	fixture_repo_close(&f);
 }
 
 static void test_verify_checks_a_shared_segment_once(void **state)
 {
-	char dir[256], errstr[512], abs[PATH_MAX];
-	struct kt_store_repo *repo = NULL;
+	char errstr[512], abs[PATH_MAX];
+	struct fixture_repo f;
+	struct kt_store_repo *repo;
 	struct kt_store_snapshot *full, *incr;
 	struct kt_store_verify_result res;
 	struct seen s;
 
 	(void)state;
-	fixture_tmpdir(dir, sizeof(dir), "verify");
-	assert_int_equal(kt_store_repo_open(&repo, dir, KT_STORE_REPO_CREATE | KT_STORE_REPO_LOCK, 0,
-					    errstr, sizeof(errstr)), 0);
-	full = fixture_full_snapshot(repo, "orders", 1, 100, 1700000000000LL, errstr, sizeof(errstr));
+	assert_int_equal(fixture_repo_open(&f, "verify", 1, 100), 0);
+	repo = f.repo;
+	full = f.snap;
 	assert_non_null(full);
 	incr = fixture_continue(full);
 	assert_non_null(incr);
@@ -217,16 +208,15 @@ static void test_verify_checks_a_shared_segment_once(void **state)
 	assert_int_equal(s.snapshots, 2);
 	assert_string_equal(s.ids[0], incr->id); /* newest first */
 	assert_string_equal(s.ids[1], full->id);
-	kt_store_snapshot_destroy(full);
 	kt_store_snapshot_destroy(incr);
-	kt_store_repo_destroy(repo);
-	fixture_rmrf(dir);
+	fixture_repo_close(&f);
 }
 
 static void test_verify_finds_a_segment_the_manifest_lost(void **state)
 {
-	char dir[256], errstr[512];
-	struct kt_store_repo *repo = NULL;
+	char errstr[512];
+	struct fixture_repo f;
+	struct kt_store_repo *repo;
 	struct kt_store_snapshot *full, *lost;
 	struct kt_store_verify_opts opts = { 0 };
 	struct kt_store_verify_result res;
@@ -234,10 +224,9 @@ static void test_verify_finds_a_segment_the_manifest_lost(void **state)
 	struct seen s;
 
 	(void)state;
-	fixture_tmpdir(dir, sizeof(dir), "verify");
-	assert_int_equal(kt_store_repo_open(&repo, dir, KT_STORE_REPO_CREATE | KT_STORE_REPO_LOCK, 0,
-					    errstr, sizeof(errstr)), 0);
-	full = fixture_full_snapshot(repo, "orders", 1, 100, 1700000000000LL, errstr, sizeof(errstr));
+	assert_int_equal(fixture_repo_open(&f, "verify", 1, 100), 0);
+	repo = f.repo;
+	full = f.snap;
 	assert_non_null(full);
 	/* A second snapshot whose partition has a second segment, then a
 	 * third that lists only the first segment for the same range. */
@@ -266,25 +255,23 @@ static void test_verify_finds_a_segment_the_manifest_lost(void **state)
 	assert_int_equal(s.count, 0);
 	kt_store_snapshot_destroy(broken);
 	kt_store_snapshot_destroy(lost);
-	kt_store_snapshot_destroy(full);
-	kt_store_repo_destroy(repo);
-	fixture_rmrf(dir);
+	fixture_repo_close(&f);
 }
 
 static void test_verify_reports_a_gap_that_overlaps_a_segment(void **state)
 {
-	char dir[256], errstr[512];
-	struct kt_store_repo *repo = NULL;
+	char errstr[512];
+	struct fixture_repo f;
+	struct kt_store_repo *repo;
 	struct kt_store_snapshot *full, *bad;
 	struct kt_store_verify_opts opts = { 0 };
 	struct kt_store_verify_result res;
 	struct seen s;
 
 	(void)state;
-	fixture_tmpdir(dir, sizeof(dir), "verify");
-	assert_int_equal(kt_store_repo_open(&repo, dir, KT_STORE_REPO_CREATE | KT_STORE_REPO_LOCK, 0,
-					    errstr, sizeof(errstr)), 0);
-	full = fixture_full_snapshot(repo, "orders", 1, 100, 1700000000000LL, errstr, sizeof(errstr));
+	assert_int_equal(fixture_repo_open(&f, "verify", 1, 100), 0);
+	repo = f.repo;
+	full = f.snap;
 	assert_non_null(full);
 	bad = fixture_continue(full);
 	assert_non_null(bad);
@@ -299,24 +286,22 @@ static void test_verify_reports_a_gap_that_overlaps_a_segment(void **state)
 	assert_int_equal(s.count, 1);
 	assert_non_null(strstr(s.message, "overlap the gap [10, 20)"));
 	kt_store_snapshot_destroy(bad);
-	kt_store_snapshot_destroy(full);
-	kt_store_repo_destroy(repo);
-	fixture_rmrf(dir);
+	fixture_repo_close(&f);
 }
 
 static void test_verify_reports_a_damaged_index_once(void **state)
 {
-	char dir[256], errstr[512], abs[PATH_MAX], idx[PATH_MAX];
-	struct kt_store_repo *repo = NULL;
+	char abs[PATH_MAX], idx[PATH_MAX];
+	struct fixture_repo f;
+	struct kt_store_repo *repo;
 	struct kt_store_snapshot *snap;
 	struct kt_store_verify_result res;
 	struct seen s;
 
 	(void)state;
-	fixture_tmpdir(dir, sizeof(dir), "verify");
-	assert_int_equal(kt_store_repo_open(&repo, dir, KT_STORE_REPO_CREATE | KT_STORE_REPO_LOCK, 0,
-					    errstr, sizeof(errstr)), 0);
-	snap = fixture_full_snapshot(repo, "orders", 1, 300, 1700000000000LL, errstr, sizeof(errstr));
+	assert_int_equal(fixture_repo_open(&f, "verify", 1, 300), 0);
+	repo = f.repo;
+	snap = f.snap;
 	assert_non_null(snap);
 	segment_abs(repo, snap, 0, abs, sizeof(abs));
 	assert_int_equal(kt_store_index_path(abs, idx, sizeof(idx)), 0);
@@ -328,15 +313,14 @@ static void test_verify_reports_a_damaged_index_once(void **state)
 	assert_int_equal(run_verify(repo, 1, &s, &res), 0);
 	assert_int_equal(res.indexes_repaired, 1);
 	assert_int_equal(run_verify(repo, 0, &s, &res), 0);
-	kt_store_snapshot_destroy(snap);
-	kt_store_repo_destroy(repo);
-	fixture_rmrf(dir);
+	fixture_repo_close(&f);
 }
 
 static void test_prune_keeps_shared_segments_and_drops_unreferenced_ones(void **state)
 {
-	char dir[256], errstr[512], abs_old[PATH_MAX], abs_mid[PATH_MAX], orphan[PATH_MAX];
-	struct kt_store_repo *repo = NULL;
+	char errstr[512], abs_old[PATH_MAX], abs_mid[PATH_MAX], orphan[PATH_MAX];
+	struct fixture_repo f;
+	struct kt_store_repo *repo;
 	struct kt_store_snapshot *a, *b, *c;
 	struct kt_store_prune_policy policy = { 0 };
 	struct kt_store_prune_result res;
@@ -346,9 +330,8 @@ static void test_prune_keeps_shared_segments_and_drops_unreferenced_ones(void **
 	size_t n = 0;
 
 	(void)state;
-	fixture_tmpdir(dir, sizeof(dir), "prune");
-	assert_int_equal(kt_store_repo_open(&repo, dir, KT_STORE_REPO_CREATE | KT_STORE_REPO_LOCK, 0,
-					    errstr, sizeof(errstr)), 0);
+	assert_int_equal(fixture_repo_open(&f, "prune", 0, 0), 0);
+	repo = f.repo;
 	/* a: a full snapshot of topic "old" only. */
 	a = fixture_full_snapshot(repo, "old", 1, 50, 1700000000000LL, errstr, sizeof(errstr));
 	assert_non_null(a);
@@ -366,10 +349,10 @@ static void test_prune_keeps_shared_segments_and_drops_unreferenced_ones(void **
 	char rel[1024];
 	assert_int_equal(kt_store_repo_new_segment_path(repo, "orders", 0, 999, rel, sizeof(rel),
 							orphan, sizeof(orphan), errstr, sizeof(errstr)), 0);
-	FILE *f = fopen(orphan, "w");
-	assert_non_null(f);
-	fputs("torn", f);
-	fclose(f);
+	FILE *fp = fopen(orphan, "w");
+	assert_non_null(fp);
+	fputs("torn", fp);
+	fclose(fp);
 
 	/* A dry run removes nothing. */
 	policy.keep_last = 1;
@@ -399,39 +382,38 @@ static void test_prune_keeps_shared_segments_and_drops_unreferenced_ones(void **
 	kt_store_snapshot_destroy(a);
 	kt_store_snapshot_destroy(b);
 	kt_store_snapshot_destroy(c);
-	kt_store_repo_destroy(repo);
-	fixture_rmrf(dir);
+	fixture_repo_close(&f);
 }
 
 static void test_prune_refuses_a_policy_that_keeps_nothing(void **state)
 {
-	char dir[256], errstr[512];
-	struct kt_store_repo *repo = NULL;
+	char errstr[512];
+	struct fixture_repo f;
+	struct kt_store_repo *repo;
 	struct kt_store_prune_policy policy = { 0 };
 	struct kt_store_prune_result res;
 
 	(void)state;
-	fixture_tmpdir(dir, sizeof(dir), "prune");
-	assert_int_equal(kt_store_repo_open(&repo, dir, KT_STORE_REPO_CREATE, 0, errstr, sizeof(errstr)), 0);
+	assert_int_equal(fixture_repo_open(&f, "prune", 0, 0), 0);
+	repo = f.repo;
 	assert_int_equal(kt_store_repo_prune(repo, &policy, &res, errstr, sizeof(errstr)), KT_EUSAGE);
 	assert_non_null(strstr(errstr, "keep"));
-	kt_store_repo_destroy(repo);
-	fixture_rmrf(dir);
+	fixture_repo_close(&f);
 }
 
 static void test_prune_daily_keeps_newest_of_each_day(void **state)
 {
-	char dir[256], errstr[512];
-	struct kt_store_repo *repo = NULL;
+	char errstr[512];
+	struct fixture_repo f;
+	struct kt_store_repo *repo;
 	struct kt_store_prune_policy policy = { 0 };
 	struct kt_store_prune_result res;
 	const int64_t day = 86400000LL;
 	struct kt_store_snapshot *snaps[4];
 
 	(void)state;
-	fixture_tmpdir(dir, sizeof(dir), "prune");
-	assert_int_equal(kt_store_repo_open(&repo, dir, KT_STORE_REPO_CREATE | KT_STORE_REPO_LOCK, 0,
-					    errstr, sizeof(errstr)), 0);
+	assert_int_equal(fixture_repo_open(&f, "prune", 0, 0), 0);
+	repo = f.repo;
 	/* Two on day 0 (morning, evening), one on day 1, one on day 2. */
 	int64_t base = 1700006400000LL - 1700006400000LL % day;
 	int64_t when[4] = { base + 3600000, base + 20 * 3600000, base + day + 3600000, base + 2 * day + 3600000 };
@@ -448,8 +430,7 @@ static void test_prune_daily_keeps_newest_of_each_day(void **state)
 	kt_store_prune_result_clear(&res);
 	for (int i = 0; i < 4; i++)
 		kt_store_snapshot_destroy(snaps[i]);
-	kt_store_repo_destroy(repo);
-	fixture_rmrf(dir);
+	fixture_repo_close(&f);
 }
 
 int main(void)
