@@ -18,7 +18,6 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1202,25 +1201,21 @@ static int parse_options(struct demo *d, int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	char *end;
+	uint64_t u64;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'S': {
-			unsigned long v = strtoul(optarg, &end, 10);
-			if (*optarg < '1' || *optarg > '9' || *end || v > DEMO_MAX_SIZE) {
+		case 'S':
+			if (kt_parse_u64(optarg, DEMO_MAX_SIZE, &u64) || u64 < 1) {
 				kt_cli_error(CMD, "--size '%s': expected a whole number from 1 to %d", optarg,
 					     DEMO_MAX_SIZE);
 				return kt_cli_usage_error(CMD);
 			}
-			d->size = (unsigned)v;
+			d->size = (unsigned)u64;
 			break;
-		}
 		case 's':
-			errno = 0;
-			d->speed = strtod(optarg, &end);
-			if (errno || end == optarg || *end || !(d->speed > 0) || !isfinite(d->speed)) {
+			if (kt_parse_double(optarg, &d->speed) || !(d->speed > 0)) {
 				kt_cli_error(CMD, "--speed '%s': expected a positive number", optarg);
 				return kt_cli_usage_error(CMD);
 			}
@@ -1234,15 +1229,13 @@ static int parse_options(struct demo *d, int argc, char **argv)
 		case 'r':
 			d->repo_opt = optarg;
 			break;
-		case 'n': {
-			unsigned long v = strtoul(optarg, &end, 10);
-			if (*optarg < '1' || *optarg > '9' || *end || v > 16) {
+		case 'n':
+			if (kt_parse_u64(optarg, 16, &u64) || u64 < 1) {
 				kt_cli_error(CMD, "--brokers '%s': expected 1 to 16", optarg);
 				return kt_cli_usage_error(CMD);
 			}
-			d->brokers = (int)v;
+			d->brokers = (int)u64;
 			break;
-		}
 		case 'j':
 			d->json = 1;
 			break;

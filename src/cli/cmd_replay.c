@@ -12,7 +12,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -142,15 +141,12 @@ static int pick(const char *text, const char *const *words, size_t n)
 	return -1;
 }
 
-/* Parses a positive, finite decimal number ("10", "0.5", "2e3"). */
+/* A positive, finite decimal number ("10", "0.5", "2e3"). */
 static int parse_positive(const char *text, double *out)
 {
-	char *end;
 	double v;
 
-	errno = 0;
-	v = strtod(text, &end);
-	if (errno || end == text || *end || !(v > 0) || !isfinite(v))
+	if (kt_parse_double(text, &v) || !(v > 0))
 		return KT_EUSAGE;
 	*out = v;
 	return 0;

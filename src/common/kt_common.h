@@ -95,6 +95,10 @@ void kt_format_time_ms(int64_t ms, char *buf, size_t buf_size);
  * KT_EUSAGE (out untouched), so every flag reports bad numbers alike. */
 int kt_parse_i64(const char *text, int64_t min, int64_t max, int64_t *out);
 int kt_parse_u64(const char *text, uint64_t max, uint64_t *out);
+/* Parse a whole finite decimal number ("10", "0.5", "2e3"): a digit, '.'
+ * or '-' first, no blanks, hex, inf/nan or trailing text.  Return 0 or
+ * KT_EUSAGE (out untouched); callers check the range they need. */
+int kt_parse_double(const char *text, double *out);
 
 /* Parses a byte size with an optional K/M/G/T (powers of 1024) suffix, and a
  * duration with ms/s/m/h suffix (no suffix = seconds).  Return 0 or KT_EUSAGE. */

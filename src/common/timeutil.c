@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,6 +164,24 @@ int kt_parse_u64(const char *text, uint64_t max, uint64_t *out)
 	errno = 0;
 	v = strtoull(text, &end, 10);
 	if (errno || *end || v > max)
+		return KT_EUSAGE;
+	*out = v;
+	return 0;
+}
+
+int kt_parse_double(const char *text, double *out)
+{
+	const char *digits = text && *text == '-' ? text + 1 : text;
+	char *end;
+	double v;
+
+	/* strtod also takes blanks, "inf", "nan" and hex floats, which no
+	 * flag means: insist on a plain decimal. */
+	if (!digits || !(isdigit((unsigned char)*digits) || *digits == '.') || strpbrk(text, "xX"))
+		return KT_EUSAGE;
+	errno = 0;
+	v = strtod(text, &end);
+	if (errno || end == text || *end || !isfinite(v))
 		return KT_EUSAGE;
 	*out = v;
 	return 0;

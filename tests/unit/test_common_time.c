@@ -120,6 +120,34 @@ static void test_parse_integers_refuse_signs_blanks_and_overflow(void **state)
 	assert_int_equal(u, 0);
 }
 
+static void test_parse_double_takes_plain_decimals_only(void **state)
+{
+	double d = -1;
+
+	(void)state;
+	assert_int_equal(kt_parse_double("10", &d), 0);
+	assert_true(d == 10.0);
+	assert_int_equal(kt_parse_double("0.5", &d), 0);
+	assert_true(d == 0.5);
+	assert_int_equal(kt_parse_double(".25", &d), 0);
+	assert_true(d == 0.25);
+	assert_int_equal(kt_parse_double("2e3", &d), 0);
+	assert_true(d == 2000.0);
+	assert_int_equal(kt_parse_double("-1.5", &d), 0);
+	assert_true(d == -1.5);
+	d = 7;
+	assert_int_equal(kt_parse_double("", &d), KT_EUSAGE);
+	assert_int_equal(kt_parse_double(" 1", &d), KT_EUSAGE);
+	assert_int_equal(kt_parse_double("1x", &d), KT_EUSAGE);
+	assert_int_equal(kt_parse_double("0x10", &d), KT_EUSAGE);
+	assert_int_equal(kt_parse_double("inf", &d), KT_EUSAGE);
+	assert_int_equal(kt_parse_double("nan", &d), KT_EUSAGE);
+	assert_int_equal(kt_parse_double("1e999", &d), KT_EUSAGE);
+	assert_int_equal(kt_parse_double("+1", &d), KT_EUSAGE);
+	assert_int_equal(kt_parse_double(NULL, &d), KT_EUSAGE);
+	assert_true(d == 7.0); /* untouched by every refusal */
+}
+
 static void test_secret_names_are_recognised(void **state)
 {
 	(void)state;
@@ -172,6 +200,7 @@ int main(void)
 		cmocka_unit_test(test_format_time_round_trips),
 		cmocka_unit_test(test_parse_size_and_duration),
 		cmocka_unit_test(test_parse_integers_refuse_signs_blanks_and_overflow),
+		cmocka_unit_test(test_parse_double_takes_plain_decimals_only),
 		cmocka_unit_test(test_secret_names_are_recognised),
 		cmocka_unit_test(test_atomic_write_replaces_whole_file),
 	};
