@@ -90,6 +90,10 @@ declare -A corpus=(
   [fuzz_manifest]="$seeds/manifest"
   [fuzz_archive]="$seeds/archive"
 )
+# Dictionaries: the words of a format, so mutations build documents.
+declare -A dict=(
+  [fuzz_manifest]="-dict=$root/tests/fuzz/manifest.dict"
+)
 status=0
 for t in "${targets[@]}"; do
   if [ -z "${corpus[$t]:-}" ]; then
@@ -104,7 +108,7 @@ for t in "${targets[@]}"; do
      ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
      UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
      "$build/tests/fuzz/$t" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=3072 \
-       -print_final_stats=1 -artifact_prefix="$work/artifacts/$t-" \
+       -print_final_stats=1 -artifact_prefix="$work/artifacts/$t-" ${dict[$t]:-} \
        "$work/corpus/$t" "${corpus[$t]}" > "$log" 2>&1; then
     grep -E '^stat::number_of_executed_units|^Done|stat::peak_rss' "$log" | tr '\n' ' ' >&2
     echo >&2
