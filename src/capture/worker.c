@@ -395,14 +395,21 @@ static void set_paused(struct cap_worker *w, int pause)
 	if (pause) {
 		rd_kafka_pause_partitions(w->cap->rk, list);
 	} else {
-		/* Asynchronous seek: queued to each partition before the
-		 * resume, so it takes effect first. */
-		error = rd_kafka_seek_partitions(w->cap->rk, list, 0);
+		/* A seek that failed would leave the partition wherever
+		 * librdkafka put it: stop rather than risk a skip. */
+		error = rd_kafka_seek_partitions(w->cap->rk, list, (int)w->cap->opts.timeout_ms);
 		if (error) {
 			cap_fail(w->cap, KT_EKAFKA, "worker %u: cannot position its partitions to resume: %s",
 				 w->index, rd_kafka_error_string(error));
 			rd_kafka_error_destroy(error);
 		}
+		for (int i = 0; i < list->cnt && !error; i++)
+			if (list->elems[i].err) {
+				cap_fail(w->cap, KT_EKAFKA, "%s [%d]: cannot resume at offset %lld: %s",
+					 list->elems[i].topic, (int)list->elems[i].partition,
+					 (long long)list->elems[i].offset, rd_kafka_err2str(list->elems[i].err));
+				break;
+			}
 		rd_kafka_resume_partitions(w->cap->rk, list);
 	}
 	rd_kafka_topic_partition_list_destroy(list);
