@@ -173,6 +173,7 @@ static void print_summary(const char *topic, const struct kt_gen_opts *opts,
 	json_object_set_new(root, "records", json_integer((json_int_t)result->records));
 	json_object_set_new(root, "delivered", json_integer((json_int_t)result->delivered));
 	json_object_set_new(root, "bytes", json_integer((json_int_t)result->bytes));
+	json_object_set_new(root, "header_bytes", json_integer((json_int_t)result->header_bytes));
 	json_object_set_new(root, "tombstones", json_integer((json_int_t)result->tombstones));
 	json_object_set_new(root, "null_keys", json_integer((json_int_t)result->null_keys));
 	json_object_set_new(root, "headers", json_integer((json_int_t)result->headers));

@@ -635,6 +635,8 @@ int kt_gen_produce(struct kt_gen *gen, rd_kafka_conf_t *conf, const char *topic,
 		}
 		result->records++;
 		result->bytes += rec.key_len + rec.value_len;
+		for (size_t i = 0; i < rec.header_count; i++)
+			result->header_bytes += rec.headers[i].name_len + rec.headers[i].value_len;
 		result->tombstones += rec.value == NULL;
 		result->null_keys += rec.key == NULL;
 		result->headers += rec.header_count;

@@ -309,7 +309,9 @@ struct kt_gen_partition_stats {
 struct kt_gen_result {
 	uint64_t records;    /* produced (queued) */
 	uint64_t delivered;  /* acknowledged by the broker */
-	uint64_t bytes;      /* key + value bytes */
+	uint64_t bytes;      /* key + value bytes (what --bytes budgets) */
+	uint64_t header_bytes; /* header names + values: bytes + this is the
+				* record bytes every other stage counts */
 	uint64_t tombstones;
 	uint64_t null_keys;
 	uint64_t headers;

@@ -25,6 +25,14 @@ for stage in capture verify restore compare; do
 	n=$(awk -v s="$stage" '$1 == s { print $2 }' "$T/demo.out")
 	[ "$n" -eq "$records" ] || fail "$stage handled $n records, $records were generated"
 done
+# ... and every stage counts the same bytes for them, so the columns compare.
+mb=$(awk '$1 == "generate" { print $3 }' "$T/demo.out")
+for stage in capture verify restore compare; do
+	m=$(awk -v s="$stage" '$1 == s { print $3 }' "$T/demo.out")
+	[ "$m" = "$mb" ] || fail "$stage reports $m MB for the records generate reports as $mb MB"
+done
+[ "$(awk '$1 == "capture" { print $5 }' "$T/demo.out")" = "$(awk '$1 == "verify" { print $5 }' "$T/demo.out")" ] ||
+	fail "capture and verify report different ratios for the same snapshot"
 grep -q 'compared' "$T/demo.out" || fail "no comparison summary"
 pass "ktape demo: $records records through every stage, equal: yes, in ${elapsed} s"
 
@@ -33,7 +41,8 @@ pass "ktape demo: $records records through every stage, equal: yes, in ${elapsed
 	fail "ktape demo --json failed: $(cat "$T/demo.err")"
 jq -e '.equal == true and .failure == null and ([.stages[] | select(.done | not)] | length) == 0
 	and .replayed_records == .replay_window_records and .replayed_records > 0
-	and .groups_compared == 2' "$T/demo.json" >/dev/null || fail "unexpected JSON report: $(cat "$T/demo.json")"
+	and .groups_compared == 2
+	and ([.stages[] | select(.stage != "replay") | .bytes] | unique | length) == 1' "$T/demo.json" >/dev/null || fail "unexpected JSON report: $(cat "$T/demo.json")"
 "$KTAPE" verify -r "$T/repo" >"$T/verify.out" 2>&1 || fail "the kept repository does not verify: $(cat "$T/verify.out")"
 pass "--json report agrees, and the kept repository verifies"
 
