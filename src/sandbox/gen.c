@@ -640,7 +640,11 @@ int kt_gen_produce(struct kt_gen *gen, rd_kafka_conf_t *conf, const char *topic,
 		result->tombstones += rec.value == NULL;
 		result->null_keys += rec.key == NULL;
 		result->headers += rec.header_count;
-		rd_kafka_poll(rk, 0);
+		/* Delivery reports are served in batches: a poll takes the
+		 * queue's lock, and once per record it only adds work.  A full
+		 * queue is served above. */
+		if ((result->records & 1023) == 0)
+			rd_kafka_poll(rk, 0);
 	}
 	/* Everything queued must be acknowledged (or have failed) before the
 	 * counts can be trusted. */
