@@ -223,21 +223,6 @@ struct conn {
 	char buf[KT_SANDBOX_MAX_LINE];
 };
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Answers every whole line in the connection's buffer.  Returns -1 when the
  * connection must be closed (write failure, or a line too long). */
 static int serve_lines(struct kt_sandbox *sandbox, struct conn *c)
@@ -254,14 +239,14 @@ static int serve_lines(struct kt_sandbox *sandbox, struct conn *c)
 		kt_sandbox_control(sandbox, c->buf, answer, sizeof(answer) - 1);
 		kt_log(&kt_cli_log, KT_LOG_DEBUG, "control: %s -> %s", c->buf, answer);
 		strcat(answer, "\n");
-		if (write_all(c->out_fd, answer, strlen(answer)))
+		if (kt_write_all(c->out_fd, answer, strlen(answer)))
 			return -1;
 		memmove(c->buf, nl + 1, c->len - line_len - 1);
 		c->len -= line_len + 1;
 	}
 	if (c->len == sizeof(c->buf)) {
 		static const char too_long[] = "error: command line too long\n";
-		(void)write_all(c->out_fd, too_long, sizeof(too_long) - 1);
+		(void)kt_write_all(c->out_fd, too_long, sizeof(too_long) - 1);
 		return -1;
 	}
 	return 0;
@@ -416,7 +401,7 @@ static int run_server(struct kt_sandbox *sandbox, const char *control_path,
 						slot = i;
 				if (slot < 0) {
 					static const char busy[] = "error: too many control connections\n";
-					(void)write_all(cfd, busy, sizeof(busy) - 1);
+					(void)kt_write_all(cfd, busy, sizeof(busy) - 1);
 					close(cfd);
 				} else {
 					conns[slot].fd = cfd;
@@ -519,7 +504,7 @@ static int run_ctl(int argc, char **argv)
 		kt_cli_error("sandbox ctl", "cannot reach a sandbox at %s: %s", path, strerror(errno));
 		goto out;
 	}
-	if (write_all(fd, line, len)) {
+	if (kt_write_all(fd, line, len)) {
 		kt_cli_error("sandbox ctl", "%s: write failed: %s", path, strerror(errno));
 		goto out;
 	}

@@ -110,6 +110,10 @@ int kt_parse_duration_ms(const char *text, int64_t *out_ms);
 /* Fills buf with n random bytes from getrandom(2).  Returns 0 or -errno. */
 int kt_random_bytes(void *buf, size_t n);
 
+/* Writes all len bytes to fd, retrying short writes and EINTR.  Returns 0
+ * or -errno of the write that failed. */
+int kt_write_all(int fd, const void *buf, size_t len);
+
 /* Writes a whole file atomically and durably: a temp file in the same
  * directory, write, fsync, rename over path, fsync the directory (Redis
  * rdb.c's sequence).  Readers see the old content or the new, never a part.

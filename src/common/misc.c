@@ -30,6 +30,23 @@ int kt_random_bytes(void *buf, size_t n)
 	return 0;
 }
 
+int kt_write_all(int fd, const void *buf, size_t len)
+{
+	const unsigned char *p = buf;
+
+	while (len > 0) {
+		ssize_t w = write(fd, p, len);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
 int kt_config_is_secret(const char *name)
 {
 	/* Property names of librdkafka (and Java clients) whose values are
@@ -90,7 +107,6 @@ int kt_write_file_atomic(const char *path, const void *data, size_t len,
 {
 	char tmp[PATH_MAX];
 	unsigned char rnd[6];
-	const char *p = data;
 	int fd = -1, err;
 
 	err = kt_random_bytes(rnd, sizeof(rnd));
@@ -104,16 +120,10 @@ int kt_write_file_atomic(const char *path, const void *data, size_t len,
 		err = kt_seterr(errstr, errstr_size, -errno, "%s: cannot create: %s", tmp, strerror(errno));
 		goto out;
 	}
-	while (len > 0) {
-		ssize_t w = write(fd, p, len);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			err = kt_seterr(errstr, errstr_size, -errno, "%s: write failed: %s", tmp, strerror(errno));
-			goto out;
-		}
-		p += w;
-		len -= (size_t)w;
+	err = kt_write_all(fd, data, len);
+	if (err) {
+		err = kt_seterr(errstr, errstr_size, err, "%s: write failed: %s", tmp, kt_strerror(err));
+		goto out;
 	}
 	if (fsync(fd) < 0) {
 		err = kt_seterr(errstr, errstr_size, -errno, "%s: fsync failed: %s", tmp, strerror(errno));

@@ -296,15 +296,10 @@ static int import_file(struct kt_store_repo *repo, struct archive *ar, const cha
 					name, archive_error_string(ar));
 			goto out;
 		}
-		for (la_ssize_t off = 0; off < r;) {
-			ssize_t w = write(fd, buf + off, (size_t)(r - off));
-			if (w < 0) {
-				if (errno == EINTR)
-					continue;
-				err = kt_seterr(errstr, errstr_size, -errno, "%s: write failed: %s", tmp, strerror(errno));
-				goto out;
-			}
-			off += w;
+		err = kt_write_all(fd, buf, (size_t)r);
+		if (err) {
+			err = kt_seterr(errstr, errstr_size, err, "%s: write failed: %s", tmp, kt_strerror(err));
+			goto out;
 		}
 	}
 	if (fsync(fd) < 0) {
