@@ -135,6 +135,15 @@ static const char *zstd_frame_problem(const uint8_t *src, size_t stored, size_t 
 	return NULL;
 }
 
+/* Reads len bytes at file_offset into io_buf, growing it first.  Returns
+ * 0, -ENOMEM or pread_full()'s code (KT_ETRUNCATED at the end of file). */
+static int fill_io_buf(struct kt_store_reader *reader, size_t len, uint64_t file_offset)
+{
+	if (grow(&reader->io_buf, &reader->io_cap, len) < 0)
+		return -ENOMEM;
+	return pread_full(reader->fd, reader->io_buf, len, reader->base + file_offset);
+}
+
 /* Reads block i's header and payload into io_buf and checks them against
  * the header's own checksum and against expect (the seek table's entry)
  * when given.  Sets *blk from the header. */
@@ -152,10 +161,7 @@ static int read_block(struct kt_store_reader *reader, size_t i, uint64_t file_of
 				 "block header", reader->path, i, (unsigned long long)file_offset);
 	/* With the seek table's sizes, header and payload come in one read. */
 	len = KT_SEG_BLOCK_HEADER_SIZE + (expect ? expect->stored_size : 0);
-	if (grow(&reader->io_buf, &reader->io_cap, len) < 0)
-		return kt_seterr(errstr, errstr_size, -ENOMEM,
-				 "segment %s: block %zu: out of memory", reader->path, i);
-	err = pread_full(reader->fd, reader->io_buf, len, reader->base + file_offset);
+	err = fill_io_buf(reader, len, file_offset);
 	if (err)
 		goto io_fail;
 	err = kt_seg_block_header_unpack(reader->io_buf, blk, &why);
@@ -175,10 +181,7 @@ static int read_block(struct kt_store_reader *reader, size_t i, uint64_t file_of
 					 "its %u-byte payload", reader->path, i,
 					 (unsigned long long)file_offset, blk->stored_size);
 		len = KT_SEG_BLOCK_HEADER_SIZE + (size_t)blk->stored_size;
-		if (grow(&reader->io_buf, &reader->io_cap, len) < 0)
-			return kt_seterr(errstr, errstr_size, -ENOMEM,
-					 "segment %s: block %zu: out of memory", reader->path, i);
-		err = pread_full(reader->fd, reader->io_buf, len, reader->base + file_offset);
+		err = fill_io_buf(reader, len, file_offset);
 		if (err)
 			goto io_fail;
 	}
@@ -191,6 +194,9 @@ static int read_block(struct kt_store_reader *reader, size_t i, uint64_t file_of
 	return 0;
 
 io_fail:
+	if (err == -ENOMEM)
+		return kt_seterr(errstr, errstr_size, err, "segment %s: block %zu: out of memory for "
+				 "%zu bytes", reader->path, i, len);
 	if (err == KT_ETRUNCATED)
 		return kt_seterr(errstr, errstr_size, err,
 				 "segment %s: block %zu at byte %llu: file ends inside the block",
