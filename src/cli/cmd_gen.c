@@ -337,6 +337,7 @@ int kt_cli_cmd_gen(int argc, char **argv)
 	}
 	if (optind < argc) {
 		kt_cli_error(CMD, "unexpected argument '%s'", argv[optind]);
+		kt_cli_usage_error(CMD);
 		err = KT_EUSAGE;
 		goto out;
 	}
@@ -345,18 +346,21 @@ int kt_cli_cmd_gen(int argc, char **argv)
 		gopts.count = UINT64_MAX;
 	if (gopts.count == 0 && ncommits == 0) {
 		kt_cli_error(CMD, "--count 0 makes sense only with --commit");
+		kt_cli_usage_error(CMD);
 		err = KT_EUSAGE;
 		goto out;
 	}
 	if (print) {
 		if (!topic || brokers || ncommits) {
 			kt_cli_error(CMD, "--print needs -t TOPIC and takes neither -b nor --commit");
+			kt_cli_usage_error(CMD);
 			err = KT_EUSAGE;
 			goto out;
 		}
 		if (!partitions_given && gopts.partition < 0) {
 			kt_cli_error(CMD, "--print needs --partitions N (or -p N): without a broker the "
 				     "partition count is unknown");
+			kt_cli_usage_error(CMD);
 			err = KT_EUSAGE;
 			goto out;
 		}
@@ -372,6 +376,7 @@ int kt_cli_cmd_gen(int argc, char **argv)
 	}
 	if (!brokers || (!topic && gopts.count > 0)) {
 		kt_cli_error(CMD, "-b BROKERS and -t TOPIC are required (or --print)");
+		kt_cli_usage_error(CMD);
 		err = KT_EUSAGE;
 		goto out;
 	}

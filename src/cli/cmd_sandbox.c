@@ -593,6 +593,7 @@ int kt_cli_cmd_sandbox(int argc, char **argv)
 			if (kt_parse_i64(optarg, 1, KT_SANDBOX_MAX_BROKERS, &v)) {
 				kt_cli_error(CMD, "--brokers '%s' is not a number from 1 to %d", optarg,
 					     KT_SANDBOX_MAX_BROKERS);
+				kt_cli_usage_error(CMD);
 				err = KT_EUSAGE;
 				goto out;
 			}
@@ -601,6 +602,8 @@ int kt_cli_cmd_sandbox(int argc, char **argv)
 		}
 		case 't':
 			err = add_topic_text(&topics, optarg, "--topic");
+			if (err == KT_EUSAGE)
+				kt_cli_usage_error(CMD);
 			if (err)
 				goto out;
 			break;
