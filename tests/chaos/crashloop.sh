@@ -5,6 +5,7 @@
 #
 #   KTAPE=build/ktape tests/chaos/crashloop.sh [--kills N] [--seed S]
 #       [--commands capture,restore,prune] [--chunk RECORDS]
+#       [--partitioning preserve|key]
 #
 # The long form (the default, 50 kills of each command) runs by hand; CI
 # runs a short one through tests/integration/test_chaos_crashloop.sh.
@@ -34,6 +35,7 @@ KILLS=50
 SEED=1
 COMMANDS=capture,restore,prune
 CHUNK=2000
+PARTITIONING=preserve
 
 usage() {
 	sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2
@@ -45,10 +47,12 @@ while [ $# -gt 0 ]; do
 	--seed) SEED=${2:?}; shift 2 ;;
 	--commands) COMMANDS=${2:?}; shift 2 ;;
 	--chunk) CHUNK=${2:?}; shift 2 ;;
+	--partitioning) PARTITIONING=${2:?}; shift 2 ;;
 	-h | --help) usage ;;
 	*) echo "crashloop.sh: unknown argument '$1'" >&2; usage ;;
 	esac
 done
+case $PARTITIONING in preserve | key) ;; *) echo "crashloop.sh: --partitioning takes preserve or key" >&2; exit 2 ;; esac
 case $KILLS$SEED$CHUNK in *[!0-9]*) echo "crashloop.sh: --kills, --seed and --chunk take numbers" >&2; exit 2 ;; esac
 [ "$KILLS" -ge 1 ] && [ "$CHUNK" -ge 1 ] || { echo "crashloop.sh: --kills and --chunk must be at least 1" >&2; exit 2; }
 
@@ -193,7 +197,15 @@ if wants restore; then
 	done
 	phase=$(now_ms)
 	total=$(jq '[.topics[].partitions[].records] | add' "$(ls "$REPO"/snapshots/*.json | tail -n 1)")
-	start_sandbox -n 3 --from-snapshot "$REPO"
+	if [ "$PARTITIONING" = key ]; then
+		# Other partition counts than the source's: records of several
+		# source partitions interleave in each target partition, and the
+		# null-keyed ones are spread round-robin; a rerun must still skip
+		# exactly what the target holds.
+		start_sandbox -n 3 --topic ca:5 --topic cb:4
+	else
+		start_sandbox -n 3 --from-snapshot "$REPO"
+	fi
 	DST=$BOOTSTRAP
 	# Kill delays are drawn from [0, 1.5 s); at this rate the kills together
 	# send about three quarters of the records, so most land mid-way.
@@ -202,7 +214,8 @@ if wants restore; then
 	# zstd batches, as ktape gen wrote the source: uncompressed, the long
 	# form passes the sandbox's 5 MiB per partition and its retention drops
 	# the oldest restored records.
-	RESTORE=(-q restore -b "$DST" -r "$REPO" --no-progress --timeout 10s -X compression.type=zstd)
+	RESTORE=(-q restore -b "$DST" -r "$REPO" --no-progress --timeout 10s -X compression.type=zstd
+		--partitioning "$PARTITIONING")
 	mid=0 finished=0 acked=0
 	for i in $(seq "$KILLS"); do
 		if [ "$i" -eq "$KILLS" ]; then
@@ -235,10 +248,16 @@ if wants restore; then
 	fi
 	for topic in "${TOPICS[@]}"; do
 		BOOTSTRAP=$DST kcat_dump "$topic" >"$T/$topic.dst"
-		expect_same "$T/$topic.src" "$T/$topic.dst"
+		if [ "$PARTITIONING" = key ]; then
+			# Placement is test_restore_partitioning.sh's business; here
+			# each record must be there once, matched by content.
+			expect_same --sort-by-key-ts "$T/$topic.src" "$T/$topic.dst"
+		else
+			expect_same "$T/$topic.src" "$T/$topic.dst"
+		fi
 	done
 	runs=$(jq -s '[.[].runs] | max' "$REPO"/restores/*/checkpoint.json)
-	pass "restore: $KILLS SIGKILLs ($mid mid-run, $acked of them after every acknowledgement, $finished after it ended), $runs runs of one restore; the target holds each of the $total records exactly once at its source offset"
+	pass "restore: $KILLS SIGKILLs ($mid mid-run, $acked of them after every acknowledgement, $finished after it ended), $runs runs of one restore; the target holds each of the $total records exactly once ($([ "$PARTITIONING" = key ] && echo "placed by key onto 5 and 4 partitions" || echo "at its source offset"))"
 	summary+=("restore $KILLS kills: $mid mid-run ($acked after all acks), $finished after exit, rate $rate/s, $(($(now_ms) - phase)) ms")
 fi
 
@@ -255,11 +274,17 @@ if wants prune; then
 	# The restore record is not part of what prune manages; copy without it.
 	rm -rf "$T/base" && cp -a "$REPO" "$T/base" && rm -rf "$T/base/restores"
 	nsnap=$(snapshot_count "$T/base")
-	rm -rf "$PREPO" && cp -a "$T/base" "$PREPO"
-	t0=$(now_ms)
-	"$KTAPE" -q prune -r "$PREPO" --keep-last 1 >/dev/null 2>&1 || fail "the reference prune failed"
-	prune_span=$(($(now_ms) - t0))
-	mv "$PREPO" "$T/reference"
+	# One prune lasts tens of milliseconds, so one measurement is at the
+	# mercy of the machine's load: the span is the fastest of three.
+	prune_span=
+	for i in 1 2 3; do
+		rm -rf "$PREPO" && cp -a "$T/base" "$PREPO"
+		t0=$(now_ms)
+		"$KTAPE" -q prune -r "$PREPO" --keep-last 1 >/dev/null 2>&1 || fail "the reference prune failed"
+		t0=$(($(now_ms) - t0))
+		[ -n "$prune_span" ] && [ "$prune_span" -le "$t0" ] || prune_span=$t0
+	done
+	rm -rf "$T/reference" && mv "$PREPO" "$T/reference"
 	listing() { (cd "$1" && find snapshots segments -type f | sort); }
 	listing "$T/reference" >"$T/reference.files"
 	mid=0 finished=0
