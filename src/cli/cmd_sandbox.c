@@ -671,8 +671,9 @@ int kt_cli_cmd_sandbox(int argc, char **argv)
 			goto out;
 		}
 	}
-	kt_log(&kt_cli_log, KT_LOG_INFO, "sandbox of %d brokers with %zu topics at %s",
-	       (int)brokers, topics.count, kt_sandbox_bootstrap(sandbox));
+	kt_log(&kt_cli_log, KT_LOG_INFO, "sandbox of %d broker%s with %zu topic%s at %s",
+	       (int)brokers, brokers == 1 ? "" : "s", topics.count, topics.count == 1 ? "" : "s",
+	       kt_sandbox_bootstrap(sandbox));
 	err = run_server(sandbox, control_path, bootstrap_file, use_stdin);
 out:
 	kt_sandbox_destroy(sandbox);
