@@ -262,8 +262,12 @@ int kt_store_repo_lock(struct kt_store_repo *repo, char *errstr, size_t errstr_s
 		snprintf(host, sizeof(host), "unknown");
 	host[sizeof(host) - 1] = '\0';
 	int n = snprintf(info, sizeof(info), "%ld %s\n", (long)getpid(), host);
+	errno = 0;
 	if (ftruncate(fd, 0) < 0 || pwrite(fd, info, (size_t)n, 0) != n) {
-		err = kt_seterr(errstr, errstr_size, -errno, "%s: cannot write the holder's pid: %s", path, strerror(errno));
+		/* A short write sets no errno: it must still fail, or the caller
+		 * would believe it holds the lock. */
+		int e = errno ? errno : EIO;
+		err = kt_seterr(errstr, errstr_size, -e, "%s: cannot write the holder's pid: %s", path, strerror(e));
 		goto fail;
 	}
 	repo->lock_fd = fd;
