@@ -25,6 +25,7 @@
 
 #include "io_priv.h"
 #include "kt_store.h"
+#include "test_store_segment_lib.h"
 
 struct io_fixture {
 	char dir[64];
@@ -108,22 +109,6 @@ static void fill_pattern(unsigned char *buf, size_t len, uint64_t seed)
 	}
 }
 
-static unsigned char *read_whole(const char *path, size_t *len)
-{
-	struct stat st;
-	unsigned char *buf;
-	int fd = open(path, O_RDONLY);
-
-	assert_true(fd >= 0);
-	assert_int_equal(fstat(fd, &st), 0);
-	buf = malloc((size_t)st.st_size + 1);
-	assert_non_null(buf);
-	assert_int_equal(pread(fd, buf, (size_t)st.st_size, 0), st.st_size);
-	close(fd);
-	*len = (size_t)st.st_size;
-	return buf;
-}
-
 #define SCATTER_WRITES 96
 #define SCATTER_DEPTH 8
 
@@ -196,7 +181,7 @@ static void test_scattered_writes_in_flight_read_back_exactly(void **state)
 	assert_int_equal(kt_io_close(io, errstr, sizeof(errstr)), 0);
 	kt_io_destroy(io);
 
-	got = read_whole(fx->path, &got_len);
+	got = tl_read_file(fx->path, &got_len);
 	assert_int_equal(got_len, total);
 	for (unsigned i = 0; i < SCATTER_WRITES; i++) {
 		assert_memory_equal(got + off[i], buf[i], len[i]);
@@ -245,7 +230,7 @@ static void test_open_refuses_existing_file(void **state)
 	assert_int_equal(err, -EEXIST);
 	assert_null(io);
 	assert_non_null(strstr(errstr, fx->path));
-	got = read_whole(fx->path, &len);
+	got = tl_read_file(fx->path, &len);
 	assert_int_equal(len, 8);
 	assert_memory_equal(got, "precious", 8);
 	free(got);
@@ -310,7 +295,7 @@ static void test_enospc_midstream_names_file_and_offset(void **state)
 	 * once, where it happened. */
 	assert_int_equal(kt_io_close(io, errstr, sizeof(errstr)), 0);
 	kt_io_destroy(io);
-	got = read_whole(fx->path, &len);
+	got = tl_read_file(fx->path, &len);
 	assert_int_equal(len, 3 * CHUNK + 100);
 	assert_memory_equal(got, data, len);
 	free(got);
@@ -392,7 +377,7 @@ static void test_datasync_and_close_succeed_then_refuse_writes(void **state)
 					    sizeof(errstr)), -EBADF);
 	assert_int_equal(kt_io_close(io, errstr, sizeof(errstr)), -EBADF);
 	kt_io_destroy(io);
-	got = read_whole(fx->path, &len);
+	got = tl_read_file(fx->path, &len);
 	assert_int_equal(len, sizeof(data));
 	assert_memory_equal(got, data, len);
 	free(got);
@@ -413,7 +398,7 @@ static void test_destroy_with_writes_in_flight_completes_them(void **state)
 		assert_int_equal(kt_io_submit_write(io, data + i * 16384, 16384, i * 16384, i,
 						    NULL, 0), 0);
 	kt_io_destroy(io);
-	got = read_whole(fx->path, &len);
+	got = tl_read_file(fx->path, &len);
 	assert_int_equal(len, sizeof(data));
 	assert_memory_equal(got, data, len);
 	free(got);

@@ -2,7 +2,8 @@
  * test_store_segment_lib.h - helpers shared by the segment and index unit
  * tests: a seeded generator of records of every shape, writing them to a
  * segment, and comparing what a reader returns field by field.
- * Included by test_store_segment.c and test_store_index.c only.
+ * Included by test_store_segment.c, test_store_index.c and test_store_io.c
+ * (its whole-file helpers) only.
  */
 #ifndef TEST_STORE_SEGMENT_LIB_H
 #define TEST_STORE_SEGMENT_LIB_H
