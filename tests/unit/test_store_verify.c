@@ -73,17 +73,13 @@ static void flip_byte(const char *path, off_t at)
 static void test_verify_clean_repository_reports_nothing(void **state)
 {
 	struct fixture_repo f;
-	struct kt_store_repo *repo;
-	struct kt_store_snapshot *snap;
 	struct kt_store_verify_result res;
 	struct seen s;
 
 	(void)state;
 	assert_int_equal(fixture_repo_open(&f, "verify", 3, 400), 0);
-	repo = f.repo;
-	snap = f.snap;
-	assert_non_null(snap);
-	assert_int_equal(run_verify(repo, 0, &s, &res), 0);
+	assert_non_null(f.snap);
+	assert_int_equal(run_verify(f.repo, 0, &s, &res), 0);
 	assert_int_equal(s.count, 0);
 	assert_int_equal(res.snapshots, 1);
 	assert_int_equal(res.segments, 3);
@@ -96,18 +92,14 @@ static void test_verify_names_the_damaged_block_and_its_records(void **state)
 {
 	char errstr[512], abs[PATH_MAX];
 	struct fixture_repo f;
-	struct kt_store_repo *repo;
 	struct kt_store_reader *reader = NULL;
-	struct kt_store_snapshot *snap;
 	struct kt_store_verify_result res;
 	struct seen s;
 
 	(void)state;
 	assert_int_equal(fixture_repo_open(&f, "verify", 2, 400), 0);
-	repo = f.repo;
-	snap = f.snap;
-	assert_non_null(snap);
-	segment_abs(repo, snap, 1, abs, sizeof(abs));
+	assert_non_null(f.snap);
+	segment_abs(f.repo, f.snap, 1, abs, sizeof(abs));
 	assert_int_equal(kt_store_reader_open(&reader, abs, 0, errstr, sizeof(errstr)), 0);
 	const struct kt_store_block_info *blk = kt_store_reader_block(reader, 1);
 	assert_non_null(blk);
@@ -116,7 +108,7 @@ static void test_verify_names_the_damaged_block_and_its_records(void **state)
 	kt_store_reader_destroy(reader);
 	flip_byte(abs, at);
 
-	assert_int_equal(run_verify(repo, 0, &s, &res), KT_ECORRUPT);
+	assert_int_equal(run_verify(f.repo, 0, &s, &res), KT_ECORRUPT);
 	assert_int_equal(s.count, 1);
 	assert_int_equal(s.block, 1);
 	assert_int_equal(s.records, lost);
@@ -128,19 +120,15 @@ static void test_verify_reports_missing_segment_with_all_its_records(void **stat
 {
 	char abs[PATH_MAX];
 	struct fixture_repo f;
-	struct kt_store_repo *repo;
-	struct kt_store_snapshot *snap;
 	struct kt_store_verify_result res;
 	struct seen s;
 
 	(void)state;
 	assert_int_equal(fixture_repo_open(&f, "verify", 2, 100), 0);
-	repo = f.repo;
-	snap = f.snap;
-	assert_non_null(snap);
-	segment_abs(repo, snap, 0, abs, sizeof(abs));
+	assert_non_null(f.snap);
+	segment_abs(f.repo, f.snap, 0, abs, sizeof(abs));
 	assert_int_equal(unlink(abs), 0);
-	assert_int_equal(run_verify(repo, 0, &s, &res), KT_ECORRUPT);
+	assert_int_equal(run_verify(f.repo, 0, &s, &res), KT_ECORRUPT);
 	assert_int_equal(s.count, 1);
 	assert_int_equal(s.records, 100);
 	assert_non_null(strstr(s.message, "missing"));
@@ -151,29 +139,25 @@ static void test_verify_repair_rebuilds_a_missing_index(void **state)
 {
 	char abs[PATH_MAX], idx[PATH_MAX];
 	struct fixture_repo f;
-	struct kt_store_repo *repo;
-	struct kt_store_snapshot *snap;
 	struct kt_store_verify_result res;
 	struct seen s;
 
 	(void)state;
 	assert_int_equal(fixture_repo_open(&f, "verify", 1, 100), 0);
-	repo = f.repo;
-	snap = f.snap;
-	assert_non_null(snap);
-	segment_abs(repo, snap, 0, abs, sizeof(abs));
+	assert_non_null(f.snap);
+	segment_abs(f.repo, f.snap, 0, abs, sizeof(abs));
 	assert_int_equal(kt_store_index_path(abs, idx, sizeof(idx)), 0);
 	assert_int_equal(unlink(idx), 0);
 	/* Without --repair: reported, nothing lost. */
-	assert_int_equal(run_verify(repo, 0, &s, &res), KT_ECORRUPT);
+	assert_int_equal(run_verify(f.repo, 0, &s, &res), KT_ECORRUPT);
 	assert_int_equal(s.count, 1);
 	assert_int_equal(s.records, 0);
 	assert_int_equal(access(idx, F_OK), -1);
 	/* With --repair: rebuilt, and then clean. */
-	assert_int_equal(run_verify(repo, 1, &s, &res), 0);
+	assert_int_equal(run_verify(f.repo, 1, &s, &res), 0);
 	assert_int_equal(res.indexes_repaired, 1);
 	assert_int_equal(access(idx, F_OK), 0);
-	assert_int_equal(run_verify(repo, 0, &s, &res), 0);
+	assert_int_equal(run_verify(f.repo, 0, &s, &res), 0);
 	fixture_repo_close(&f);
 }
 
@@ -181,30 +165,28 @@ static void test_verify_checks_a_shared_segment_once(void **state)
 {
 	char errstr[512], abs[PATH_MAX];
 	struct fixture_repo f;
-	struct kt_store_repo *repo;
 	struct kt_store_snapshot *full, *incr;
 	struct kt_store_verify_result res;
 	struct seen s;
 
 	(void)state;
 	assert_int_equal(fixture_repo_open(&f, "verify", 1, 100), 0);
-	repo = f.repo;
 	full = f.snap;
 	assert_non_null(full);
 	incr = fixture_continue(full);
 	assert_non_null(incr);
 	struct kt_store_partition *part = &incr->topics[0].partitions[0];
-	assert_int_equal(fixture_write_segment(repo, "orders", part, part->end_offset + 5, 50,
+	assert_int_equal(fixture_write_segment(f.repo, "orders", part, part->end_offset + 5, 50,
 					       errstr, sizeof(errstr)), 0);
-	assert_int_equal(kt_store_repo_commit_snapshot(repo, incr, errstr, sizeof(errstr)), 0);
-	assert_int_equal(run_verify(repo, 0, &s, &res), 0);
+	assert_int_equal(kt_store_repo_commit_snapshot(f.repo, incr, errstr, sizeof(errstr)), 0);
+	assert_int_equal(run_verify(f.repo, 0, &s, &res), 0);
 	assert_int_equal(res.snapshots, 2);
 	assert_int_equal(res.segments, 2);
 	assert_int_equal(res.records, 150);
 	/* Damage to the shared segment is charged to both snapshots. */
-	segment_abs(repo, full, 0, abs, sizeof(abs));
+	segment_abs(f.repo, full, 0, abs, sizeof(abs));
 	assert_int_equal(unlink(abs), 0);
-	assert_int_equal(run_verify(repo, 0, &s, &res), KT_ECORRUPT);
+	assert_int_equal(run_verify(f.repo, 0, &s, &res), KT_ECORRUPT);
 	assert_int_equal(s.snapshots, 2);
 	assert_string_equal(s.ids[0], incr->id); /* newest first */
 	assert_string_equal(s.ids[1], full->id);
@@ -216,7 +198,6 @@ static void test_verify_finds_a_segment_the_manifest_lost(void **state)
 {
 	char errstr[512];
 	struct fixture_repo f;
-	struct kt_store_repo *repo;
 	struct kt_store_snapshot *full, *lost;
 	struct kt_store_verify_opts opts = { 0 };
 	struct kt_store_verify_result res;
@@ -225,7 +206,6 @@ static void test_verify_finds_a_segment_the_manifest_lost(void **state)
 
 	(void)state;
 	assert_int_equal(fixture_repo_open(&f, "verify", 1, 100), 0);
-	repo = f.repo;
 	full = f.snap;
 	assert_non_null(full);
 	/* A second snapshot whose partition has a second segment, then a
@@ -233,25 +213,25 @@ static void test_verify_finds_a_segment_the_manifest_lost(void **state)
 	lost = fixture_continue(full);
 	assert_non_null(lost);
 	part = &lost->topics[0].partitions[0];
-	assert_int_equal(fixture_write_segment(repo, "orders", part, 200, 100, errstr, sizeof(errstr)), 0);
-	assert_int_equal(kt_store_repo_commit_snapshot(repo, lost, errstr, sizeof(errstr)), 0);
+	assert_int_equal(fixture_write_segment(f.repo, "orders", part, 200, 100, errstr, sizeof(errstr)), 0);
+	assert_int_equal(kt_store_repo_commit_snapshot(f.repo, lost, errstr, sizeof(errstr)), 0);
 	struct kt_store_snapshot *broken = fixture_continue(full);
 	assert_non_null(broken);
 	broken->completed_ms += 10;
 	broken->topics[0].partitions[0].end_offset = part->end_offset;
-	assert_int_equal(kt_store_repo_commit_snapshot(repo, broken, errstr, sizeof(errstr)), 0);
+	assert_int_equal(kt_store_repo_commit_snapshot(f.repo, broken, errstr, sizeof(errstr)), 0);
 
 	/* Alone, the broken snapshot misses records the repository holds. */
 	memset(&s, 0, sizeof(s));
 	opts.on_problem = on_problem;
 	opts.opaque = &s;
 	char *ids[1] = { broken->id };
-	assert_int_equal(kt_store_repo_verify(repo, ids, 1, &opts, &res, errstr, sizeof(errstr)), KT_ECORRUPT);
+	assert_int_equal(kt_store_repo_verify(f.repo, ids, 1, &opts, &res, errstr, sizeof(errstr)), KT_ECORRUPT);
 	assert_int_equal(s.count, 1);
 	assert_int_equal(s.records, 100);
 	assert_non_null(strstr(s.message, "does not list"));
 	/* With every snapshot, the segment is listed (by the second one). */
-	assert_int_equal(run_verify(repo, 0, &s, &res), 0);
+	assert_int_equal(run_verify(f.repo, 0, &s, &res), 0);
 	assert_int_equal(s.count, 0);
 	kt_store_snapshot_destroy(broken);
 	kt_store_snapshot_destroy(lost);
@@ -262,7 +242,6 @@ static void test_verify_reports_a_gap_that_overlaps_a_segment(void **state)
 {
 	char errstr[512];
 	struct fixture_repo f;
-	struct kt_store_repo *repo;
 	struct kt_store_snapshot *full, *bad;
 	struct kt_store_verify_opts opts = { 0 };
 	struct kt_store_verify_result res;
@@ -270,19 +249,18 @@ static void test_verify_reports_a_gap_that_overlaps_a_segment(void **state)
 
 	(void)state;
 	assert_int_equal(fixture_repo_open(&f, "verify", 1, 100), 0);
-	repo = f.repo;
 	full = f.snap;
 	assert_non_null(full);
 	bad = fixture_continue(full);
 	assert_non_null(bad);
 	/* The segment holds offsets 0-198: a gap over 10-20 is a lie. */
 	assert_int_equal(kt_store_partition_add_gap(&bad->topics[0].partitions[0], 10, 20, "retention"), 0);
-	assert_int_equal(kt_store_repo_commit_snapshot(repo, bad, errstr, sizeof(errstr)), 0);
+	assert_int_equal(kt_store_repo_commit_snapshot(f.repo, bad, errstr, sizeof(errstr)), 0);
 	memset(&s, 0, sizeof(s));
 	opts.on_problem = on_problem;
 	opts.opaque = &s;
 	char *ids[1] = { bad->id };
-	assert_int_equal(kt_store_repo_verify(repo, ids, 1, &opts, &res, errstr, sizeof(errstr)), KT_ECORRUPT);
+	assert_int_equal(kt_store_repo_verify(f.repo, ids, 1, &opts, &res, errstr, sizeof(errstr)), KT_ECORRUPT);
 	assert_int_equal(s.count, 1);
 	assert_non_null(strstr(s.message, "overlap the gap [10, 20)"));
 	kt_store_snapshot_destroy(bad);
@@ -293,26 +271,22 @@ static void test_verify_reports_a_damaged_index_once(void **state)
 {
 	char abs[PATH_MAX], idx[PATH_MAX];
 	struct fixture_repo f;
-	struct kt_store_repo *repo;
-	struct kt_store_snapshot *snap;
 	struct kt_store_verify_result res;
 	struct seen s;
 
 	(void)state;
 	assert_int_equal(fixture_repo_open(&f, "verify", 1, 300), 0);
-	repo = f.repo;
-	snap = f.snap;
-	assert_non_null(snap);
-	segment_abs(repo, snap, 0, abs, sizeof(abs));
+	assert_non_null(f.snap);
+	segment_abs(f.repo, f.snap, 0, abs, sizeof(abs));
 	assert_int_equal(kt_store_index_path(abs, idx, sizeof(idx)), 0);
 	flip_byte(idx, 60);
-	assert_int_equal(run_verify(repo, 0, &s, &res), KT_ECORRUPT);
+	assert_int_equal(run_verify(f.repo, 0, &s, &res), KT_ECORRUPT);
 	assert_int_equal(s.count, 1);
 	assert_int_equal(s.records, 0);
 	assert_non_null(strstr(s.message, "--repair"));
-	assert_int_equal(run_verify(repo, 1, &s, &res), 0);
+	assert_int_equal(run_verify(f.repo, 1, &s, &res), 0);
 	assert_int_equal(res.indexes_repaired, 1);
-	assert_int_equal(run_verify(repo, 0, &s, &res), 0);
+	assert_int_equal(run_verify(f.repo, 0, &s, &res), 0);
 	fixture_repo_close(&f);
 }
 
@@ -320,7 +294,6 @@ static void test_prune_keeps_shared_segments_and_drops_unreferenced_ones(void **
 {
 	char errstr[512], abs_old[PATH_MAX], abs_mid[PATH_MAX], orphan[PATH_MAX];
 	struct fixture_repo f;
-	struct kt_store_repo *repo;
 	struct kt_store_snapshot *a, *b, *c;
 	struct kt_store_prune_policy policy = { 0 };
 	struct kt_store_prune_result res;
@@ -331,23 +304,22 @@ static void test_prune_keeps_shared_segments_and_drops_unreferenced_ones(void **
 
 	(void)state;
 	assert_int_equal(fixture_repo_open(&f, "prune", 0, 0), 0);
-	repo = f.repo;
 	/* a: a full snapshot of topic "old" only. */
-	a = fixture_full_snapshot(repo, "old", 1, 50, 1700000000000LL, errstr, sizeof(errstr));
+	a = fixture_full_snapshot(f.repo, "old", 1, 50, 1700000000000LL, errstr, sizeof(errstr));
 	assert_non_null(a);
 	/* b: a full snapshot of "orders"; c continues b and adds a segment. */
-	b = fixture_full_snapshot(repo, "orders", 1, 50, 1700000100000LL, errstr, sizeof(errstr));
+	b = fixture_full_snapshot(f.repo, "orders", 1, 50, 1700000100000LL, errstr, sizeof(errstr));
 	assert_non_null(b);
 	c = fixture_continue(b);
 	assert_non_null(c);
 	struct kt_store_partition *part = &c->topics[0].partitions[0];
-	assert_int_equal(fixture_write_segment(repo, "orders", part, part->end_offset, 50, errstr, sizeof(errstr)), 0);
-	assert_int_equal(kt_store_repo_commit_snapshot(repo, c, errstr, sizeof(errstr)), 0);
-	segment_abs(repo, a, 0, abs_old, sizeof(abs_old));
-	segment_abs(repo, b, 0, abs_mid, sizeof(abs_mid));
+	assert_int_equal(fixture_write_segment(f.repo, "orders", part, part->end_offset, 50, errstr, sizeof(errstr)), 0);
+	assert_int_equal(kt_store_repo_commit_snapshot(f.repo, c, errstr, sizeof(errstr)), 0);
+	segment_abs(f.repo, a, 0, abs_old, sizeof(abs_old));
+	segment_abs(f.repo, b, 0, abs_mid, sizeof(abs_mid));
 	/* An orphan left by a capture that died before its commit. */
 	char rel[1024];
-	assert_int_equal(kt_store_repo_new_segment_path(repo, "orders", 0, 999, rel, sizeof(rel),
+	assert_int_equal(kt_store_repo_new_segment_path(f.repo, "orders", 0, 999, rel, sizeof(rel),
 							orphan, sizeof(orphan), errstr, sizeof(errstr)), 0);
 	FILE *fp = fopen(orphan, "w");
 	assert_non_null(fp);
@@ -357,7 +329,7 @@ static void test_prune_keeps_shared_segments_and_drops_unreferenced_ones(void **
 	/* A dry run removes nothing. */
 	policy.keep_last = 1;
 	policy.dry_run = 1;
-	assert_int_equal(kt_store_repo_prune(repo, &policy, &res, errstr, sizeof(errstr)), 0);
+	assert_int_equal(kt_store_repo_prune(f.repo, &policy, &res, errstr, sizeof(errstr)), 0);
 	assert_int_equal(res.snapshots_removed, 2);
 	assert_int_equal(res.segments_removed, 2);
 	assert_int_equal(access(abs_old, F_OK), 0);
@@ -365,18 +337,18 @@ static void test_prune_keeps_shared_segments_and_drops_unreferenced_ones(void **
 	kt_store_prune_result_clear(&res);
 
 	policy.dry_run = 0;
-	assert_int_equal(kt_store_repo_prune(repo, &policy, &res, errstr, sizeof(errstr)), 0);
+	assert_int_equal(kt_store_repo_prune(f.repo, &policy, &res, errstr, sizeof(errstr)), 0);
 	assert_int_equal(res.snapshots_removed, 2);
 	assert_int_equal(res.snapshots_kept, 1);
 	kt_store_prune_result_clear(&res);
 	assert_int_equal(access(abs_old, F_OK), -1);   /* only a needed it */
 	assert_int_equal(access(orphan, F_OK), -1);    /* nobody needed it */
 	assert_int_equal(access(abs_mid, F_OK), 0);    /* c still needs it */
-	assert_int_equal(kt_store_repo_list_snapshots(repo, &ids, &n, errstr, sizeof(errstr)), 0);
+	assert_int_equal(kt_store_repo_list_snapshots(f.repo, &ids, &n, errstr, sizeof(errstr)), 0);
 	assert_int_equal(n, 1);
 	assert_string_equal(ids[0], c->id);
 	kt_store_strv_free(ids, n);
-	assert_int_equal(run_verify(repo, 0, &s, &vres), 0);
+	assert_int_equal(run_verify(f.repo, 0, &s, &vres), 0);
 	assert_int_equal(vres.records, 100);
 
 	kt_store_snapshot_destroy(a);
@@ -389,14 +361,12 @@ static void test_prune_refuses_a_policy_that_keeps_nothing(void **state)
 {
 	char errstr[512];
 	struct fixture_repo f;
-	struct kt_store_repo *repo;
 	struct kt_store_prune_policy policy = { 0 };
 	struct kt_store_prune_result res;
 
 	(void)state;
 	assert_int_equal(fixture_repo_open(&f, "prune", 0, 0), 0);
-	repo = f.repo;
-	assert_int_equal(kt_store_repo_prune(repo, &policy, &res, errstr, sizeof(errstr)), KT_EUSAGE);
+	assert_int_equal(kt_store_repo_prune(f.repo, &policy, &res, errstr, sizeof(errstr)), KT_EUSAGE);
 	assert_non_null(strstr(errstr, "keep"));
 	fixture_repo_close(&f);
 }
@@ -405,7 +375,6 @@ static void test_prune_daily_keeps_newest_of_each_day(void **state)
 {
 	char errstr[512];
 	struct fixture_repo f;
-	struct kt_store_repo *repo;
 	struct kt_store_prune_policy policy = { 0 };
 	struct kt_store_prune_result res;
 	const int64_t day = 86400000LL;
@@ -413,17 +382,16 @@ static void test_prune_daily_keeps_newest_of_each_day(void **state)
 
 	(void)state;
 	assert_int_equal(fixture_repo_open(&f, "prune", 0, 0), 0);
-	repo = f.repo;
 	/* Two on day 0 (morning, evening), one on day 1, one on day 2. */
 	int64_t base = 1700006400000LL - 1700006400000LL % day;
 	int64_t when[4] = { base + 3600000, base + 20 * 3600000, base + day + 3600000, base + 2 * day + 3600000 };
 	for (int i = 0; i < 4; i++) {
-		snaps[i] = fixture_full_snapshot(repo, "t", 1, 5, when[i], errstr, sizeof(errstr));
+		snaps[i] = fixture_full_snapshot(f.repo, "t", 1, 5, when[i], errstr, sizeof(errstr));
 		assert_non_null(snaps[i]);
 		usleep(2000); /* ids are time-ordered */
 	}
 	policy.keep_daily = 3;
-	assert_int_equal(kt_store_repo_prune(repo, &policy, &res, errstr, sizeof(errstr)), 0);
+	assert_int_equal(kt_store_repo_prune(f.repo, &policy, &res, errstr, sizeof(errstr)), 0);
 	assert_int_equal(res.snapshots_kept, 3);
 	assert_int_equal(res.removed_count, 1);
 	assert_string_equal(res.removed_ids[0], snaps[0]->id); /* day 0's morning */
