@@ -122,7 +122,6 @@ summary=()
 
 start_sandbox -n 3 --topic ca:3 --topic cb:2
 SRC=$BOOTSTRAP
-SRC_CTL=$SANDBOX_CTL
 produced=0
 # Records in many small batches: the mock returns one batch per partition
 # per fetch, so with a round-trip delay a capture lasts long enough (about

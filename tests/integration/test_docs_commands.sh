@@ -32,7 +32,8 @@ declare -A OVR=()
 # Splits DOC into $T/blocks/DOC/N files and prints "N LANG FILE NORUN" per
 # block (FILE "-" when none).
 extract() {
-	local doc=$1 dir=$T/blocks/$(basename "$1" .md)
+	local doc=$1 dir
+	dir=$T/blocks/$(basename "$1" .md)
 	mkdir -p "$dir"
 	awk -v dir="$dir" '
 		/^[ \t]*```/ {
@@ -67,7 +68,8 @@ rewrite() {
 }
 # Installs DOC's files and writes its commands to $T/DOC.sh.
 prepare() {
-	local doc=$DOCS/$1 name=$(basename "$1" .md) n lang file norun dir
+	local doc=$DOCS/$1 name n lang file norun dir
+	name=$(basename "$1" .md)
 	[ -f "$doc" ] || fail "$doc is missing"
 	dir=$T/blocks/$name
 	: >"$T/$name.sh"
@@ -90,7 +92,8 @@ prepare() {
 # Runs $T/DOC.sh in its own process group (a doc may start a sandbox in the
 # background), then ends whatever of that group is left.
 run_doc() {
-	local name=$(basename "$1" .md) pid rc=0
+	local name pid rc=0
+	name=$(basename "$1" .md)
 	(cd "$T/work" && exec setsid bash -euo pipefail "$T/$name.sh") >"$T/$name.out" 2>"$T/$name.err" &
 	pid=$!
 	wait "$pid" || rc=$?
