@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <libgen.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -225,6 +226,29 @@ static int write_stats_file(const char *path, const struct kt_replay_summary *su
 	if (err)
 		kt_cli_error(CMD, "--stats-file %s: %s", path, errstr);
 	free(text);
+	return err;
+}
+
+/* The stats file is written after the run; a directory it cannot be
+ * written into is found now, before anything is sent, rather than after a
+ * whole replay.  Returns 0, or -errno with the message printed. */
+static int check_stats_dir(const char *path)
+{
+	char *copy = strdup(path);
+	const char *dir;
+	int err = 0;
+
+	if (!copy) {
+		kt_cli_error(CMD, "out of memory");
+		return -ENOMEM;
+	}
+	dir = dirname(copy);
+	if (access(dir, W_OK | X_OK) < 0) {
+		err = -errno;
+		kt_cli_error(CMD, "--stats-file %s: cannot write into directory %s: %s", path, dir,
+			     strerror(errno));
+	}
+	free(copy);
 	return err;
 }
 
@@ -486,6 +510,8 @@ int kt_cli_cmd_replay(int argc, char **argv)
 		kt_cli_error(CMD, "--from-time must be earlier than --to-time");
 		goto usage;
 	}
+	if (stats_file && check_stats_dir(stats_file))
+		goto usage;
 	if (opts.pace == KT_REPLAY_PACE_NONE && (opts.max_gap_ms > 0 || opts.speed != 1.0))
 		kt_log(&kt_cli_log, KT_LOG_WARN, "--speed and --max-gap only apply with --pace original");
 	opts.topics = topics;

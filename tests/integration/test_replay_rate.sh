@@ -67,3 +67,13 @@ expect_status 2 "$KTAPE" replay -b "$BOOTSTRAP" -r "$T/repo" --max-rate 0
 expect_status 2 "$KTAPE" replay -b "$BOOTSTRAP" -r "$T/repo" --max-bytes-rate fast
 expect_status 2 "$KTAPE" replay -b "$BOOTSTRAP" -r "$T/repo" --speed -1
 pass "bad rates and speeds are refused with exit 2"
+
+# A --stats-file that could never be written is refused before anything is
+# sent, not reported after the whole replay.
+before=$(count events)
+expect_status 2 "$KTAPE" replay -b "$BOOTSTRAP" -r "$T/repo" --pace none \
+	--stats-file "$T/missing/dir/replay.prom" 2>"$T/stats.err"
+grep -q "cannot write into directory $T/missing/dir" "$T/stats.err" ||
+	fail "the refusal does not name the directory: $(cat "$T/stats.err")"
+[ "$(count events)" -eq "$before" ] || fail "a replay with an unwritable --stats-file sent records"
+pass "--stats-file into a missing directory: exit 2 and nothing sent"
