@@ -35,6 +35,10 @@ mount_tmpfs() { # DIR SIZE
 	MOUNTS+=("$1")
 }
 
+# Mounted first, so that a machine where mount is not permitted skips
+# before anything is started.
+FULL=$T/full
+mount_tmpfs "$FULL" 2m
 start_sandbox -n 1 --topic small:2 --topic big:2
 capture() { # REPO ARGS...
 	local repo=$1
@@ -49,8 +53,6 @@ same_as_kafka() { # TOPIC REPO
 files_of() { (cd "$1" && find . -path ./lock -prune -o -type f -print | sort); }
 
 # ---- the disk fills during a capture -------------------------------------------
-FULL=$T/full
-mount_tmpfs "$FULL" 2m
 REPO=$FULL/repo
 "$KTAPE" gen -b "$BOOTSTRAP" -t small -n 500 --seed 1 >/dev/null || fail "gen failed"
 capture "$REPO" -t small >/dev/null 2>"$T/cap1.err" || fail "the first capture failed: $(cat "$T/cap1.err")"
