@@ -573,6 +573,9 @@ int kt_cli_cmd_sandbox(int argc, char **argv)
 	sigset_t mask, old_mask;
 
 	if (argc > 1 && strcmp(argv[1], "ctl") == 0) {
+		static char prog[] = "ktape sandbox ctl";
+
+		argv[1] = prog; /* getopt's messages name it */
 		optind = 1;
 		return run_ctl(argc - 1, argv + 1);
 	}

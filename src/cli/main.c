@@ -150,10 +150,16 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		if (strcmp(commands[i].name, name) == 0) {
 			/* Each command parses its own options with a fresh getopt:
-			 * its argv[0] is the command name.  optind = 0 (not 1) makes
-			 * glibc reinitialise fully, dropping the '+' (stop at the
-			 * first operand) mode used above, so a command sees options
-			 * placed after its operands too. */
+			 * its argv[0] is "ktape NAME", so getopt's own messages
+			 * ("ktape ls: unrecognized option") look like every other
+			 * error.  optind = 0 (not 1) makes glibc reinitialise fully,
+			 * dropping the '+' (stop at the first operand) mode used
+			 * above, so a command sees options placed after its
+			 * operands too. */
+			static char prog[64];
+
+			snprintf(prog, sizeof(prog), "ktape %s", commands[i].name);
+			argv[first] = prog;
 			optind = 0;
 			return commands[i].run(argc - first, argv + first);
 		}
