@@ -4,7 +4,7 @@
 # check at the end that nothing was lost or duplicated.
 #
 #   KTAPE=build/ktape tests/chaos/crashloop.sh [--kills N] [--seed S]
-#       [--commands capture,restore,prune] [--chunk RECORDS]
+#       [--commands capture,restore,prune,follow] [--chunk RECORDS]
 #       [--partitioning preserve|key]
 #
 # The long form (the default, 50 kills of each command) runs by hand; CI
@@ -29,11 +29,15 @@
 #   at a random moment within the time one prune takes, verified, pruned
 #   again, and compared with an uninterrupted prune's result (the CI test
 #   tests/integration/test_tools_prune.sh does 20 of these).
+# follow: `ktape capture --follow --interval 1s` into its own repository
+#   while records keep arriving, killed after a delay drawn from [0, 3 s)
+#   and restarted; after every kill all snapshots must verify, and at the
+#   end one more capture must leave every record exactly once in the chain.
 set -euo pipefail
 
 KILLS=50
 SEED=1
-COMMANDS=capture,restore,prune
+COMMANDS=capture,restore,prune,follow
 CHUNK=2000
 PARTITIONING=preserve
 
@@ -64,7 +68,8 @@ export KTAPE
 require_cmd kcat jq
 
 wants() { case ,$COMMANDS, in *,"$1",*) return 0 ;; *) return 1 ;; esac; }
-wants capture || wants restore || wants prune || fail "--commands names none of capture, restore, prune"
+wants capture || wants restore || wants prune || wants follow ||
+	fail "--commands names none of capture, restore, prune, follow"
 
 RANDOM=$SEED
 # A delay in seconds drawn uniformly from [0, MAX_MS) milliseconds.
@@ -304,6 +309,48 @@ if wants prune; then
 	done
 	pass "prune: $KILLS SIGKILLs within its ${prune_span} ms ($mid mid-run, $finished after it ended) from $nsnap snapshots; each time every remaining snapshot verified and the rerun ended where an uninterrupted prune does"
 	summary+=("prune $KILLS kills: $mid mid-run, $finished after exit, $(($(now_ms) - phase)) ms")
+fi
+
+# ---- capture --follow -------------------------------------------------------
+if wants follow; then
+	phase=$(now_ms)
+	FREPO=$T/follow
+	FOLLOW=(-q capture -b "$SRC" -r "$FREPO" -t ca -t cb --follow --interval 1s --no-progress
+		--admin-timeout 200ms --timeout 10s)
+	# Records keep arriving while the kills land: a quarter chunk per topic
+	# per round, in small batches, from the background.
+	(
+		for i in $(seq "$KILLS"); do
+			for topic in "${TOPICS[@]}"; do
+				"$KTAPE" gen -b "$SRC" -t "$topic" -n $((CHUNK / 4 + 1)) --seed $((SEED * 10000 + 5000 + i)) \
+					--keys 300 --null-keys 5% --headers 2 --size 20-200 \
+					-X batch.num.messages=20 -X linger.ms=0 >/dev/null 2>&1 || exit 1
+			done
+			sleep 0.5
+		done
+	) &
+	producer=$!
+	mid=0
+	for i in $(seq "$KILLS"); do
+		delay=$(draw_delay 3000)
+		run_and_kill "$delay" "${FOLLOW[@]}"
+		case $rc in
+		137) mid=$((mid + 1)) ;;
+		*) fail "follow round $i (kill after ${delay}s): exit $rc: $(tail -n 5 "$T/run.err")" ;;
+		esac
+		[ ! -d "$FREPO/snapshots" ] || verify_all "$FREPO" "follow round $i (killed after ${delay}s)"
+	done
+	wait "$producer" || fail "the background producer failed"
+	"$KTAPE" -q capture -b "$SRC" -r "$FREPO" -t ca -t cb --no-progress --admin-timeout 200ms \
+		>/dev/null 2>"$T/final.err" || fail "the capture after the --follow kills failed: $(cat "$T/final.err")"
+	verify_all "$FREPO" "after the --follow kills"
+	for topic in "${TOPICS[@]}"; do
+		BOOTSTRAP=$SRC kcat_dump "$topic" >"$T/$topic.src"
+		"$KTAPE" cat -r "$FREPO" -t "$topic" >"$T/$topic.cat" || fail "ktape cat -t $topic failed"
+		expect_same "$T/$topic.src" "$T/$topic.cat"
+	done
+	pass "capture --follow: $KILLS SIGKILLs at random moments while records arrived; the chain of $(snapshot_count "$FREPO") snapshots verifies and holds every record exactly once"
+	summary+=("follow $KILLS kills, $(snapshot_count "$FREPO") snapshots, $(($(now_ms) - phase)) ms")
 fi
 
 note "crashloop seed $SEED, chunk $CHUNK, $(($(now_ms) - started)) ms: $(IFS=';'; echo "${summary[*]}" | sed 's/;/; /g')"
