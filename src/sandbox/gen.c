@@ -99,20 +99,26 @@ void kt_gen_opts_init(struct kt_gen_opts *opts)
 
 int kt_gen_parse_share(const char *text, double *out)
 {
-	char *end;
+	char num[64];
+	size_t len;
+	int percent;
 	double v;
 
-	if (!text || !*text || *text == ' ')
+	if (!text)
 		return KT_EUSAGE;
-	errno = 0;
-	v = strtod(text, &end);
-	if (errno || end == text)
+	/* "25%" is the number 25 and a percent sign; the number itself is
+	 * parsed as every other decimal flag is. */
+	len = strlen(text);
+	if (len >= sizeof(num))
 		return KT_EUSAGE;
-	if (*end == '%' && end[1] == '\0') {
+	memcpy(num, text, len + 1);
+	percent = len > 0 && num[len - 1] == '%';
+	if (percent)
+		num[len - 1] = '\0';
+	if (kt_parse_double(num, &v))
+		return KT_EUSAGE;
+	if (percent)
 		v /= 100.0;
-	} else if (*end) {
-		return KT_EUSAGE;
-	}
 	if (!(v >= 0.0 && v <= 1.0))
 		return KT_EUSAGE;
 	*out = v;

@@ -284,6 +284,8 @@ static void test_gen_opts_parse_flags_and_refuse_bad_values(void **state)
 		{ "tombstones", "-0.1" }, { "binary", "150%" }, { "headers", "65" },
 		{ "compressibility", "101" }, { "ts-start", "yesterday" }, { "ts-span", "-5s" },
 		{ "partitions", "0" }, { "partition", "-2" }, { "seed", "" }, { "frobs", "1" },
+		{ "binary", "0x0.8" }, { "binary", " 0.5" }, { "binary", "%" }, { "binary", "nan" },
+		{ "binary", "50%%" },
 	};
 	struct kt_gen_opts opts;
 	char errstr[256];
