@@ -238,11 +238,12 @@ int kt_parse_duration_ms(const char *text, int64_t *out_ms)
 	double v;
 	double mult = 1000.0;
 
-	if (!text || !(isdigit((unsigned char)*text) || *text == '.'))
+	/* strtod would also read "0x10" as sixteen and "infs" as forever. */
+	if (!text || !(isdigit((unsigned char)*text) || *text == '.') || strpbrk(text, "xX"))
 		return KT_EUSAGE;
 	errno = 0;
 	v = strtod(text, &end);
-	if (errno || end == text || v < 0)
+	if (errno || end == text || v < 0 || !isfinite(v))
 		return KT_EUSAGE;
 	if (!strcmp(end, "ms"))
 		mult = 1.0;

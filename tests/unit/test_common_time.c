@@ -93,6 +93,8 @@ static void test_parse_size_and_duration(void **state)
 	assert_int_equal(kt_parse_duration_ms("3", &ms), 0);
 	assert_int_equal(ms, 3000);
 	assert_int_equal(kt_parse_duration_ms("3 days", &ms), KT_EUSAGE);
+	assert_int_equal(kt_parse_duration_ms("0x10", &ms), KT_EUSAGE);
+	assert_int_equal(kt_parse_duration_ms("0x10ms", &ms), KT_EUSAGE);
 }
 
 static void test_parse_integers_refuse_signs_blanks_and_overflow(void **state)
