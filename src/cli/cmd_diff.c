@@ -153,8 +153,10 @@ int kt_cli_cmd_diff(int argc, char **argv)
 		}
 	}
 	if (optind < argc || !dopts.repo_path || (!dopts.brokers && !kt_sandbox_kconf_get(kconf, "bootstrap.servers"))) {
-		kt_cli_error("diff", "%s", optind < argc ? "unexpected argument" :
-			     !dopts.repo_path ? "-r REPO is required" : "-b BROKERS is required");
+		if (optind < argc)
+			kt_cli_error("diff", "unexpected argument '%s'", argv[optind]);
+		else
+			kt_cli_error("diff", "%s", !dopts.repo_path ? "-r REPO is required" : "-b BROKERS is required");
 		rc = kt_cli_usage_error("diff");
 		goto out;
 	}

@@ -73,8 +73,10 @@ int kt_cli_cmd_export(int argc, char **argv)
 		}
 	}
 	if (!repo_path || !output || optind < argc) {
-		kt_cli_error("export", !repo_path ? "-r REPO is required" : !output ? "-o FILE (or -o -) is required" :
-			     "unexpected argument");
+		if (optind < argc)
+			kt_cli_error("export", "unexpected argument '%s'", argv[optind]);
+		else
+			kt_cli_error("export", "%s", !repo_path ? "-r REPO is required" : "-o FILE (or -o -) is required");
 		return kt_cli_usage_error("export");
 	}
 	if (strcmp(output, "-") == 0 && isatty(STDOUT_FILENO)) {
@@ -169,8 +171,11 @@ int kt_cli_cmd_import(int argc, char **argv)
 	if (optind < argc)
 		input = argv[optind++];
 	if (!repo_path || !input || optind < argc) {
-		kt_cli_error("import", !repo_path ? "-r REPO is required" : !input ? "the archive FILE (or -) is required" :
-			     "unexpected argument");
+		if (optind < argc)
+			kt_cli_error("import", "unexpected argument '%s'", argv[optind]);
+		else
+			kt_cli_error("import", "%s", !repo_path ? "-r REPO is required" :
+				     "the archive FILE (or -) is required");
 		return kt_cli_usage_error("import");
 	}
 	fd = strcmp(input, "-") == 0 ? STDIN_FILENO : open(input, O_RDONLY | O_CLOEXEC);

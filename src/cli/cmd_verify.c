@@ -133,9 +133,13 @@ int kt_cli_cmd_verify(int argc, char **argv)
 			goto out;
 		}
 	}
-	if (!repo_path || optind < argc || (all && id_count)) {
-		kt_cli_error("verify", !repo_path ? "-r REPO is required" :
-			     optind < argc ? "unexpected argument" : "--all and --snapshot exclude each other");
+	if (optind < argc) {
+		kt_cli_error("verify", "unexpected argument '%s'", argv[optind]);
+		rc = kt_cli_usage_error("verify");
+		goto out;
+	}
+	if (!repo_path || (all && id_count)) {
+		kt_cli_error("verify", !repo_path ? "-r REPO is required" : "--all and --snapshot exclude each other");
 		rc = kt_cli_usage_error("verify");
 		goto out;
 	}
