@@ -1306,6 +1306,14 @@ int kt_cli_cmd_demo(int argc, char **argv)
 				     d.repo_path);
 			return kt_cli_usage_error(CMD);
 		}
+		/* Made now, so that a path that cannot hold it fails before
+		 * seconds of generating, not at the capture. */
+		err = kt_mkdir_p(d.repo_path, 0700);
+		if (err) {
+			kt_cli_error(CMD, "--repo %s: cannot create the directory: %s", d.repo_path,
+				     kt_strerror(err));
+			return KT_EXIT_FAILURE;
+		}
 	} else {
 		const char *base = getenv("TMPDIR");
 		snprintf(d.tmpdir, sizeof(d.tmpdir), "%s/ktape-demo.XXXXXX", base && *base ? base : "/tmp");
