@@ -127,13 +127,15 @@ judge() { # NAME ERRFILE CHECK...
 
 # ---- capture ---------------------------------------------------------------------
 # Records in many small batches, and a round-trip delay: a capture of one
-# chunk takes a couple of seconds, so the fault lands inside it.
+# chunk (5,000 records) lasts about 1.6 s after its first fetch, so the
+# longest fault (1.7 s with its start) still lands inside it: a partition
+# whose broker is down waits for it.
 BASE_RTT=25
 round=0
 produce_chunk() {
 	round=$((round + 1))
 	rtt_all 0
-	"$KTAPE" gen -b "$SRC" -t f -n 3000 --seed $((500 + round)) --keys 200 --headers 2 \
+	"$KTAPE" gen -b "$SRC" -t f -n 5000 --seed $((500 + round)) --keys 200 --headers 2 \
 		--tombstones 5% --size 20-200 -X batch.num.messages=20 -X linger.ms=0 >"$T/gen.out" 2>&1 ||
 		fail "ktape gen failed: $(cat "$T/gen.out")"
 	rtt_all "$BASE_RTT"
