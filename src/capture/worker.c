@@ -605,15 +605,19 @@ int cap_workers_start(struct kt_capture *cap, char *errstr, size_t errstr_size)
 				rd_kafka_topic_partition_list_add(assignment, part->topic->name,
 								  part->partition)->offset = part->plan.fetch_from;
 		}
+	/* A partition paused when it reached the end of an earlier --follow
+	 * round stays paused through unassign and assign: resume it, before
+	 * the assignment.  Resuming bumps the partition's op version, and
+	 * after the assignment it would make librdkafka drop what the first
+	 * fetch returned, an error such as an authorization refusal included
+	 * (which librdkafka then retries only after a long back-off). */
+	rd_kafka_resume_partitions(cap->rk, assignment);
 	rerr = rd_kafka_assign(cap->rk, assignment);
 	if (rerr) {
 		err = kt_seterr(errstr, errstr_size, KT_EKAFKA, "cannot assign %zu partitions: %s", active,
 				rd_kafka_err2str(rerr));
 		goto out;
 	}
-	/* A partition paused when it reached the end of an earlier --follow
-	 * round stays paused through unassign and assign: resume it. */
-	rd_kafka_resume_partitions(cap->rk, assignment);
 	for (unsigned i = 0; i < count; i++) {
 		int rc = pthread_create(&cap->workers[i].thread, NULL, worker_main, &cap->workers[i]);
 
