@@ -17,7 +17,14 @@ void kt_capture_opts_init(struct kt_capture_opts *opts)
 	opts->codec = KT_CODEC_ZSTD;
 	opts->level = 3;
 	opts->segment_size = 256ull << 20;
-	opts->io_backend = KT_IO_AUTO;
+	/* pwrite until the store's io_uring path survives its writer's
+	 * compression thread exiting with writes still queued (io_uring
+	 * cancels a task's pending requests when the task exits, seen here
+	 * as an intermittent "Operation canceled" at seal).  For capture it
+	 * costs nothing measurable: 537 MB in 64 partitions, -z none, three
+	 * runs each, took 1.93-2.12 s with pwrite and 2.02-2.19 s with
+	 * io_uring. */
+	opts->io_backend = KT_IO_PWRITE;
 	opts->timeout_ms = 30000;
 	opts->admin_timeout_ms = 5000;
 	opts->memory_budget = 128ull << 20;
@@ -977,10 +984,22 @@ int kt_capture_run(struct kt_capture *cap, const struct kt_capture_summary **sum
 	if (summary)
 		*summary = &cap->summary;
 	cap->total_gap_offsets = 0;
+	err = consumer_create(cap, errstr, errstr_size);
+	if (err)
+		goto out;
+	if (access(cap->repo_path, F_OK) != 0) {
+		/* A new repository is created only once the cluster answered
+		 * and the named topics exist, so that a typo or an unreachable
+		 * broker leaves nothing behind. */
+		err = load_topics(cap, errstr, errstr_size);
+		topics_free(cap);
+		if (err)
+			goto out;
+	}
 	err = kt_store_repo_open(&cap->repo, cap->repo_path, KT_STORE_REPO_CREATE | KT_STORE_REPO_LOCK, 0,
 				 errstr, errstr_size);
 	if (err)
-		return err;
+		goto out;
 	err = kt_store_repo_load_snapshot(cap->repo, "latest", &cap->parent, errstr, errstr_size);
 	if (err == KT_ENOTFOUND) {
 		err = 0;
@@ -990,9 +1009,6 @@ int kt_capture_run(struct kt_capture *cap, const struct kt_capture_summary **sum
 	} else {
 		kt_log(cap->opts.log, KT_LOG_INFO, "continuing snapshot %s incrementally", cap->parent->id);
 	}
-	err = consumer_create(cap, errstr, errstr_size);
-	if (err)
-		goto out;
 	for (;;) {
 		err = run_round(cap, &partial, errstr, errstr_size);
 		if (err && cap->opts.follow && !cap->stop && (err == KT_ETIMEDOUT || err == KT_EKAFKA)) {

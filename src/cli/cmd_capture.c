@@ -48,7 +48,7 @@ static void capture_usage(FILE *out)
 		"  -l, --level N            zstd level (default 3)\n"
 		"      --segment-size SIZE  roll to a new segment past this (default 256M)\n"
 		"      --block-size SIZE    raw bytes per block (default: from partition count)\n"
-		"      --io-backend B       auto, uring or pwrite (default auto)\n"
+		"      --io-backend B       pwrite, uring or auto (default pwrite)\n"
 		"\n"
 		"Running:\n"
 		"  -j, --threads N          worker threads (default: one per core)\n"

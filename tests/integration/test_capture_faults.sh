@@ -105,4 +105,5 @@ elapsed=$(($(date +%s) - start))
 [ "$rc" -eq 1 ] || fail "unreachable brokers: exit $rc"
 [ "$elapsed" -le 6 ] || fail "unreachable brokers took ${elapsed}s with --timeout 2s"
 grep -q '127.0.0.1:1' "$T/none.err" || fail "the error does not name the brokers: $(cat "$T/none.err")"
+[ ! -e "$T/r-none" ] || fail "a capture that reached no broker created the repository \$T/r-none"
 pass "unreachable brokers fail within the timeout: $(grep 'ktape capture:' "$T/none.err")"
