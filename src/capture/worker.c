@@ -395,21 +395,19 @@ static void set_paused(struct cap_worker *w, int pause)
 	if (pause) {
 		rd_kafka_pause_partitions(w->cap->rk, list);
 	} else {
-		/* A seek that failed would leave the partition wherever
-		 * librdkafka put it: stop rather than risk a skip. */
-		error = rd_kafka_seek_partitions(w->cap->rk, list, (int)w->cap->opts.timeout_ms);
+		/* Asynchronous seek, queued to each partition ahead of the
+		 * resume so that it takes effect first.  (Waiting for it is
+		 * not reliable in librdkafka 2.0.2: rd_kafka_seek_partitions()
+		 * with a timeout sometimes gives up at once.)  A seek refused
+		 * for a partition's state would leave it where the pause put
+		 * it, just after the last message taken, which is the same
+		 * position. */
+		error = rd_kafka_seek_partitions(w->cap->rk, list, 0);
 		if (error) {
 			cap_fail(w->cap, KT_EKAFKA, "worker %u: cannot position its partitions to resume: %s",
 				 w->index, rd_kafka_error_string(error));
 			rd_kafka_error_destroy(error);
 		}
-		for (int i = 0; i < list->cnt && !error; i++)
-			if (list->elems[i].err) {
-				cap_fail(w->cap, KT_EKAFKA, "%s [%d]: cannot resume at offset %lld: %s",
-					 list->elems[i].topic, (int)list->elems[i].partition,
-					 (long long)list->elems[i].offset, rd_kafka_err2str(list->elems[i].err));
-				break;
-			}
 		rd_kafka_resume_partitions(w->cap->rk, list);
 	}
 	rd_kafka_topic_partition_list_destroy(list);
