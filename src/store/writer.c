@@ -484,6 +484,16 @@ static void *writer_worker(void *arg)
 		pthread_cond_broadcast(&writer->cond);
 	}
 	pthread_mutex_unlock(&writer->lock);
+	/* The kernel cancels the io_uring requests a thread submitted when
+	 * that thread exits, so a block write still queued in io-wq would end
+	 * as ECANCELED and fail the seal (seen under load in the capture
+	 * bench).  Reap every write this thread queued before leaving; the
+	 * appender is parked in stop_worker() and does not touch the io. */
+	int err = kt_io_drain(writer->io, msg, sizeof(msg));
+	if (err && !writer_failed(writer))
+		writer_fail(writer, err, msg, NULL, 0);
+	for (unsigned i = 0; i < writer->slot_count; i++)
+		writer->slots[i].busy = 0;
 	return NULL;
 }
 
