@@ -61,6 +61,12 @@ const char *kt_cli_snapshot_kind_name(int kind);
 
 /* Command entry points. */
 int kt_cli_cmd_version(int argc, char **argv);
+/* Parses a repository permission mode given as octal (--mode 0640): files
+ * get it, directories it plus x where r is set.  The owner must keep read
+ * and write, and no bit beyond 0777 is allowed.  Prints the error and
+ * returns -1 on bad input. */
+int kt_cli_parse_mode(const char *cmd, const char *text, unsigned *out);
+
 /* KT_CLI_PROTOTYPES: one line per command, added with the command. */
 int kt_cli_cmd_restore(int argc, char **argv);
 int kt_cli_cmd_capture(int argc, char **argv);

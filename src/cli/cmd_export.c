@@ -119,7 +119,8 @@ int kt_cli_cmd_export(int argc, char **argv)
 		}
 		tmp[0] = '\0';
 		kt_fsync_parent_dir(output);
-		fprintf(stderr, "ktape export: snapshot %s written to %s\n", snapshot, output);
+		if (kt_cli_verbosity >= KT_LOG_INFO)
+			fprintf(stderr, "ktape export: snapshot %s written to %s\n", snapshot, output);
 	}
 	rc = KT_EXIT_OK;
 out:
@@ -141,18 +142,22 @@ static void import_usage(FILE *out)
 		"paths, '..', links, devices) are refused; a torn or refused archive\n"
 		"publishes nothing.\n"
 		"\n"
-		"  -r, --repo REPO   the backup repository\n");
+		"  -r, --repo REPO   the backup repository\n"
+		"      --mode MODE   permission bits of a new repository's files, octal\n"
+		"                    (default 0600: owner only; directories get x)\n");
 }
 
 int kt_cli_cmd_import(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "repo", required_argument, NULL, 'r' },
+		{ "mode", required_argument, NULL, 'm' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct kt_store_repo *repo = NULL;
 	const char *repo_path = NULL, *input = NULL;
+	unsigned mode = 0;
 	char errstr[1024], id[64];
 	int c, err, fd = -1, rc = KT_EXIT_FAILURE;
 
@@ -160,6 +165,10 @@ int kt_cli_cmd_import(int argc, char **argv)
 		switch (c) {
 		case 'r':
 			repo_path = optarg;
+			break;
+		case 'm':
+			if (kt_cli_parse_mode("import", optarg, &mode))
+				return kt_cli_usage_error("import");
 			break;
 		case 'h':
 			import_usage(stdout);
@@ -183,7 +192,7 @@ int kt_cli_cmd_import(int argc, char **argv)
 		kt_cli_error("import", "%s: cannot open: %s", input, strerror(errno));
 		return KT_EXIT_FAILURE;
 	}
-	err = kt_store_repo_open(&repo, repo_path, KT_STORE_REPO_CREATE | KT_STORE_REPO_LOCK, 0,
+	err = kt_store_repo_open(&repo, repo_path, KT_STORE_REPO_CREATE | KT_STORE_REPO_LOCK, mode,
 				 errstr, sizeof(errstr));
 	if (!err)
 		err = kt_store_repo_import(repo, fd, id, errstr, sizeof(errstr));
@@ -192,7 +201,8 @@ int kt_cli_cmd_import(int argc, char **argv)
 		rc = kt_cli_exit_for(err);
 		goto out;
 	}
-	fprintf(stderr, "ktape import: snapshot %s imported into %s\n", id, repo_path);
+	if (kt_cli_verbosity >= KT_LOG_INFO)
+		fprintf(stderr, "ktape import: snapshot %s imported into %s\n", id, repo_path);
 	rc = KT_EXIT_OK;
 out:
 	if (fd > STDIN_FILENO)

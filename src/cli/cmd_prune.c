@@ -98,7 +98,8 @@ int kt_cli_cmd_prune(int argc, char **argv)
 	}
 	for (size_t i = 0; i < res.removed_count; i++)
 		printf("%s %s\n", policy.dry_run ? "would remove" : "removed", res.removed_ids[i]);
-	fprintf(stderr, "ktape prune: %s%zu snapshot(s) %s, %zu kept; %zu unreferenced segment(s), %.1f MB %s\n",
+	if (kt_cli_verbosity >= KT_LOG_INFO)
+		fprintf(stderr, "ktape prune: %s%zu snapshot(s) %s, %zu kept; %zu unreferenced segment(s), %.1f MB %s\n",
 		policy.dry_run ? "(dry run) " : "", res.snapshots_removed,
 		policy.dry_run ? "would be removed" : "removed", res.snapshots_kept,
 		res.segments_removed, (double)res.bytes_freed / 1e6, policy.dry_run ? "would be freed" : "freed");

@@ -178,7 +178,8 @@ int kt_cli_cmd_verify(int argc, char **argv)
 		json_dumpf(root, stdout, JSON_INDENT(2));
 		fputc('\n', stdout);
 		json_decref(root);
-	} else {
+	} else if (err || kt_cli_verbosity >= KT_LOG_INFO) {
+		/* -q keeps the summary only when it reports damage. */
 		fprintf(stderr, "ktape verify: %llu snapshot(s), %llu segment(s), %llu block(s), %llu record(s), %.1f MB in %.2f s (%.0f MB/s): %s",
 			(unsigned long long)res.snapshots, (unsigned long long)res.segments,
 			(unsigned long long)res.blocks, (unsigned long long)res.records,

@@ -78,6 +78,24 @@ void kt_cli_error(const char *cmd, const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
+int kt_cli_parse_mode(const char *cmd, const char *text, unsigned *out)
+{
+	char *end;
+	unsigned long v;
+
+	if (!text || *text < '0' || *text > '7')
+		goto bad;
+	v = strtoul(text, &end, 8);
+	if (*end || v > 0777 || (v & 0600) != 0600)
+		goto bad;
+	*out = (unsigned)v;
+	return 0;
+bad:
+	kt_cli_error(cmd, "--mode wants octal permission bits from 0600 to 0777 that keep the owner's read and write, not '%s'",
+		     text ? text : "");
+	return -1;
+}
+
 int kt_cli_usage_error(const char *cmd)
 {
 	fprintf(stderr, "Try 'ktape %s --help'.\n", cmd);

@@ -297,6 +297,15 @@ static int check_creatable(const char *path, char *errstr, size_t errstr_size)
 		for (i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)
 			if (strcmp(de->d_name, allowed[i]) == 0)
 				break;
+		if (i == sizeof(allowed) / sizeof(allowed[0]) &&
+		    strncmp(de->d_name, MARKER_NAME ".tmp-", sizeof(MARKER_NAME ".tmp-") - 1) == 0) {
+			/* A creator killed while writing the marker left this.
+			 * Creation runs under the writer lock, so nobody is
+			 * writing it now: it is debris, not someone's data. */
+			char leftover[PATH_MAX];
+			if (join(leftover, sizeof(leftover), path, de->d_name) == 0 && unlink(leftover) == 0)
+				continue;
+		}
 		if (i == sizeof(allowed) / sizeof(allowed[0])) {
 			err = kt_seterr(errstr, errstr_size, KT_EEXIST,
 					"%s is not empty and not a ktape repository (it holds \"%s\"); "

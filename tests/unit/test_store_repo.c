@@ -148,6 +148,26 @@ static void test_repo_create_then_reopen(void **state)
 	kt_store_repo_destroy(NULL);
 }
 
+static void test_repo_create_clears_marker_temp_of_a_killed_creator(void **state)
+{
+	struct fixture *f = *state;
+	char leftover[PATH_MAX + 64];
+	FILE *file;
+
+	/* A creator killed between writing the marker's temp file and its
+	 * rename leaves the directory holding only that temp file. */
+	assert_int_equal(mkdir(f->repo_path, 0700), 0);
+	snprintf(leftover, sizeof(leftover), "%s/ktape-repository.json.tmp-0123456789ab", f->repo_path);
+	file = fopen(leftover, "w");
+	assert_non_null(file);
+	fputs("{\"format\": \"ktape-repo", file); /* torn */
+	fclose(file);
+	struct kt_store_repo *repo = open_repo(f->repo_path, KT_STORE_REPO_CREATE | KT_STORE_REPO_LOCK);
+	assert_int_equal(access(leftover, F_OK), -1);
+	assert_int_equal(mode_of(f->repo_path, "ktape-repository.json"), 0600);
+	kt_store_repo_destroy(repo);
+}
+
 static void test_repo_open_refuses_what_is_not_a_repository(void **state)
 {
 	struct fixture *f = *state;
@@ -627,6 +647,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_repo_create_then_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_repo_create_clears_marker_temp_of_a_killed_creator, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_repo_open_refuses_what_is_not_a_repository, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_repo_wider_mode_when_asked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_repo_refuses_newer_marker_version, setup, teardown),
