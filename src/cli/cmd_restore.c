@@ -72,6 +72,9 @@ static void usage(FILE *out)
 		"      --new                  start a new restore even if an earlier one with\n"
 		"                             the same arguments exists, or an unfinished one\n"
 		"                             writes to the same topics (duplicates them)\n"
+		"      --state-dir DIR        keep the restore record in DIR instead of\n"
+		"                             REPO/restores (FILE.tar.restores for an archive);\n"
+		"                             needed for a read-only repository\n"
 		"\n"
 		"Consumer groups:\n"
 		"      --group NAME           set group NAME's captured offsets on the target,\n"
@@ -100,6 +103,7 @@ enum {
 	OPT_SHARED = 256,
 	OPT_RESUME,
 	OPT_NEW,
+	OPT_STATE_DIR,
 	OPT_DRY_RUN,
 	OPT_JSON,
 	OPT_STATS_FILE,
@@ -243,6 +247,7 @@ int kt_cli_cmd_restore(int argc, char **argv)
 		{ "timeout", required_argument, NULL, OPT_SHARED },
 		{ "resume", required_argument, NULL, OPT_RESUME },
 		{ "new", no_argument, NULL, OPT_NEW },
+		{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
 		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "stats-file", required_argument, NULL, OPT_STATS_FILE },
@@ -298,6 +303,9 @@ int kt_cli_cmd_restore(int argc, char **argv)
 			break;
 		case OPT_NEW:
 			opts.force_new = 1;
+			break;
+		case OPT_STATE_DIR:
+			opts.state_dir = optarg;
 			break;
 		case OPT_DRY_RUN:
 			opts.dry_run = 1;

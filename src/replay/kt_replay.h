@@ -100,6 +100,10 @@ typedef void kt_replay_progress_fn(void *opaque, const struct kt_replay_progress
 struct kt_replay_opts {
 	int mode;            /* enum kt_replay_mode */
 	const char *repo_path;
+	/* Where restore records (format/restore.md) live.  NULL: REPO/restores
+	 * for a repository directory, FILE.tar.restores beside a snapshot
+	 * archive read in place.  Give one for a read-only repository. */
+	const char *state_dir;
 	const char *snapshot_id; /* NULL or "latest": the newest */
 	const char *brokers;     /* bootstrap servers of the target */
 	kt_replay_conf_fn *conf_apply; /* may be NULL */

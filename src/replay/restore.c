@@ -1310,10 +1310,19 @@ static int build_targets(struct kt_replay *rp, char *errstr, size_t errstr_size)
 
 static int restores_dir(const struct kt_replay *rp, const char *id, char *buf, size_t size)
 {
-	if (snprintf(buf, size, "%s/restores%s%s", kt_store_repo_path(rp->repo), id ? "/" : "",
-		     id ? id : "") >= (int)size)
-		return -ENAMETOOLONG;
-	return 0;
+	const char *repo = kt_store_repo_path(rp->repo);
+	struct stat st;
+	int n;
+
+	/* An archive read in place cannot hold the record, so by default it
+	 * goes beside it; --state-dir puts it anywhere (a read-only repo). */
+	if (rp->opts.state_dir)
+		n = snprintf(buf, size, "%s%s%s", rp->opts.state_dir, id ? "/" : "", id ? id : "");
+	else if (stat(repo, &st) == 0 && S_ISREG(st.st_mode))
+		n = snprintf(buf, size, "%s.restores%s%s", repo, id ? "/" : "", id ? id : "");
+	else
+		n = snprintf(buf, size, "%s/restores%s%s", repo, id ? "/" : "", id ? id : "");
+	return n >= (int)size ? -ENAMETOOLONG : 0;
 }
 
 static int load_plan_file(const struct kt_replay *rp, const char *id, struct kt_replay_plan **out,
@@ -1625,7 +1634,9 @@ static int setup_restore(struct kt_replay *rp, int from_file, char *errstr, size
 	}
 	err = kt_mkdir_p(rp->dir, (kt_store_repo_mode(rp->repo) & 0777) | 0700);
 	if (err)
-		return kt_seterr(errstr, errstr_size, err, "cannot create %s: %s", rp->dir, kt_strerror(err));
+		return kt_seterr(errstr, errstr_size, err, "cannot create %s: %s%s", rp->dir, kt_strerror(err),
+				 err == -EROFS || err == -EACCES || err == -ENOTDIR ?
+				 " (the restore record must be writable: give --state-dir DIR)" : "");
 	err = lock_restore(rp, errstr, errstr_size);
 	if (err)
 		return err;
