@@ -102,7 +102,7 @@ int kt_cli_cmd_export(int argc, char **argv)
 	}
 	err = kt_store_repo_export(repo, snapshot, fd, compression, errstr, sizeof(errstr));
 	if (err) {
-		kt_cli_error("export", "%s", errstr);
+		kt_cli_error("export", "writing %s: %s", strcmp(output, "-") == 0 ? "stdout" : output, errstr);
 		rc = kt_cli_exit_for(err);
 		goto out;
 	}

@@ -91,6 +91,17 @@ oom:
 	return -ENOMEM;
 }
 
+/* libarchive says only "Write error" for a full disk; its errno says why
+ * (ENOSPC), and the caller adds where the archive was going. */
+static int archive_failed(struct archive *ar, const char *what, const char *name,
+			  char *errstr, size_t errstr_size)
+{
+	int e = archive_errno(ar);
+
+	return kt_seterr(errstr, errstr_size, e > 0 ? -e : -EIO, "archive: cannot %s %s: %s%s%s",
+			 what, name, archive_error_string(ar), e > 0 ? ": " : "", e > 0 ? strerror(e) : "");
+}
+
 /* Adds one in-memory or on-disk file as a regular-file entry. */
 static int add_entry(struct archive *ar, const char *name, const char *src_path,
 		     const void *data, size_t len, char *buf, char *errstr, size_t errstr_size)
@@ -121,8 +132,7 @@ static int add_entry(struct archive *ar, const char *name, const char *src_path,
 	}
 	if (!src_path) {
 		if (archive_write_data(ar, data, len) != (la_ssize_t)len)
-			err = kt_seterr(errstr, errstr_size, -EIO, "archive: cannot write %s: %s",
-					name, archive_error_string(ar));
+			err = archive_failed(ar, "write", name, errstr, errstr_size);
 		goto out;
 	}
 	for (size_t done = 0; done < len;) {
@@ -134,8 +144,7 @@ static int add_entry(struct archive *ar, const char *name, const char *src_path,
 			goto out;
 		}
 		if (archive_write_data(ar, buf, (size_t)r) != (la_ssize_t)r) {
-			err = kt_seterr(errstr, errstr_size, -EIO, "archive: cannot write %s: %s",
-					name, archive_error_string(ar));
+			err = archive_failed(ar, "write", name, errstr, errstr_size);
 			goto out;
 		}
 		done += (size_t)r;
@@ -219,8 +228,7 @@ int kt_store_repo_export(struct kt_store_repo *repo, const char *id, int fd,
 	if (err)
 		goto out;
 	if (archive_write_close(ar) != ARCHIVE_OK)
-		err = kt_seterr(errstr, errstr_size, -EIO, "archive: cannot finish the archive: %s",
-				archive_error_string(ar));
+		err = archive_failed(ar, "finish", "the archive", errstr, errstr_size);
 out:
 	if (ar)
 		archive_write_free(ar);
