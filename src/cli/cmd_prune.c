@@ -98,6 +98,9 @@ int kt_cli_cmd_prune(int argc, char **argv)
 	}
 	for (size_t i = 0; i < res.removed_count; i++)
 		printf("%s %s\n", policy.dry_run ? "would remove" : "removed", res.removed_ids[i]);
+	if (res.snapshots_pinned)
+		fprintf(stderr, "ktape prune: %zu snapshot(s) kept beyond the policy: unfinished restores in %s/restores read them\n",
+			res.snapshots_pinned, repo_path);
 	if (kt_cli_verbosity >= KT_LOG_INFO)
 		fprintf(stderr, "ktape prune: %s%zu snapshot(s) %s, %zu kept; %zu unreferenced segment(s), %.1f MB %s\n",
 		policy.dry_run ? "(dry run) " : "", res.snapshots_removed,

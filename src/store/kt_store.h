@@ -555,6 +555,8 @@ struct kt_store_prune_policy {
 
 struct kt_store_prune_result {
 	size_t snapshots_kept;
+	size_t snapshots_pinned;   /* kept only because an unfinished restore
+				    * in REPO/restores reads them */
 	size_t snapshots_removed;
 	size_t segments_removed;   /* unreferenced segments (and their indexes) */
 	uint64_t bytes_freed;
@@ -564,7 +566,9 @@ struct kt_store_prune_result {
 
 /* Applies a retention policy: removes the manifests it does not keep (each
  * removal atomic), fsyncs, then deletes every segment no remaining manifest
- * references, plus temp files.  Killed at any moment, every remaining
+ * references, plus temp files.  A snapshot that an unfinished restore
+ * recorded in REPO/restores (format/restore.md) is kept whatever the
+ * policy says, so the restore can still resume.  Killed at any moment, every remaining
  * snapshot still verifies.  Requires the writer lock. */
 int kt_store_repo_prune(struct kt_store_repo *repo,
 			const struct kt_store_prune_policy *policy,

@@ -15,6 +15,8 @@
  */
 #include "kt_store.h"
 
+#include <jansson.h>
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -73,6 +75,48 @@ static void keep_by_key(struct prune_snap *snaps, size_t count, unsigned n,
 		last = k;
 		seen++;
 	}
+}
+
+/* Marks the snapshots that unfinished restores read (format/restore.md:
+ * a plan.json naming the snapshot, and a checkpoint.json that is missing
+ * or not "complete").  Deleting one would leave that restore unable to
+ * resume, half-way through a disaster recovery.  Records kept elsewhere
+ * with --state-dir are not seen: the docs say to pause retention then. */
+static size_t pin_restored(struct kt_store_repo *repo, struct prune_snap *snaps, size_t count)
+{
+	char dir[PATH_MAX];
+	size_t pinned = 0;
+	struct dirent *de;
+	DIR *d;
+
+	if (kt_store_repo_abs_path(repo, "restores", dir, sizeof(dir)) != 0 || !(d = opendir(dir)))
+		return 0;
+	while ((de = readdir(d)) != NULL) {
+		char path[PATH_MAX + 300];
+		json_t *plan, *ckpt;
+		const char *snap_id, *state;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s/plan.json", dir, de->d_name);
+		plan = json_load_file(path, 0, NULL);
+		snap_id = json_string_value(json_object_get(plan, "snapshot"));
+		snprintf(path, sizeof(path), "%s/%s/checkpoint.json", dir, de->d_name);
+		ckpt = json_load_file(path, 0, NULL);
+		state = json_string_value(json_object_get(ckpt, "state"));
+		if (snap_id && !(state && strcmp(state, "complete") == 0)) {
+			for (size_t i = 0; i < count; i++) {
+				if (strcmp(snaps[i].id, snap_id) == 0 && !snaps[i].keep) {
+					snaps[i].keep = 1;
+					pinned++;
+				}
+			}
+		}
+		json_decref(plan);
+		json_decref(ckpt);
+	}
+	closedir(d);
+	return pinned;
 }
 
 /* Snapshot time: the manifest's completion time, else its start. */
@@ -278,6 +322,7 @@ int kt_store_repo_prune(struct kt_store_repo *repo,
 		snaps[i].keep = 1;
 	keep_by_key(snaps, id_count, policy->keep_daily, day_key);
 	keep_by_key(snaps, id_count, policy->keep_weekly, week_key);
+	result->snapshots_pinned = pin_restored(repo, snaps, id_count);
 
 	err = drop_manifests(repo, snaps, id_count, policy, result, errstr, errstr_size);
 	if (err)

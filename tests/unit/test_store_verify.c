@@ -357,6 +357,65 @@ static void test_prune_keeps_shared_segments_and_drops_unreferenced_ones(void **
 	fixture_repo_close(&f);
 }
 
+/* Writes REPO/restores/<rid>/plan.json naming snap_id and, if state is
+ * not NULL, a checkpoint.json in that state (format/restore.md). */
+static void write_restore_record(const char *repo_dir, const char *rid, const char *snap_id,
+				 const char *state)
+{
+	char path[600], body[300];
+
+	snprintf(path, sizeof(path), "%s/restores/%s", repo_dir, rid);
+	assert_int_equal(kt_mkdir_p(path, 0700), 0);
+	snprintf(path, sizeof(path), "%s/restores/%s/plan.json", repo_dir, rid);
+	snprintf(body, sizeof(body), "{\"format\": \"ktape-restore-plan\", \"snapshot\": \"%s\"}", snap_id);
+	assert_int_equal(kt_write_file_atomic(path, body, strlen(body), 0600, NULL, 0), 0);
+	if (!state)
+		return;
+	snprintf(path, sizeof(path), "%s/restores/%s/checkpoint.json", repo_dir, rid);
+	snprintf(body, sizeof(body), "{\"state\": \"%s\"}", state);
+	assert_int_equal(kt_write_file_atomic(path, body, strlen(body), 0600, NULL, 0), 0);
+}
+
+static void test_prune_keeps_a_snapshot_an_unfinished_restore_reads(void **state)
+{
+	char errstr[512];
+	struct fixture_repo f;
+	struct kt_store_prune_policy policy = { 0 };
+	struct kt_store_prune_result res;
+	struct kt_store_snapshot *newer;
+	char **ids = NULL;
+	size_t n = 0;
+
+	(void)state;
+	assert_int_equal(fixture_repo_open(&f, "prune", 1, 20), 0);
+	newer = fixture_full_snapshot(f.repo, "other", 1, 20, 1700000100000LL, errstr, sizeof(errstr));
+	assert_non_null(newer);
+	policy.keep_last = 1;
+
+	/* A restore of the older snapshot was killed before its first
+	 * checkpoint, and another is mid-way ("interrupted"): both pin it. */
+	write_restore_record(f.dir, "r1", f.snap->id, NULL);
+	write_restore_record(f.dir, "r2", f.snap->id, "interrupted");
+	assert_int_equal(kt_store_repo_prune(f.repo, &policy, &res, errstr, sizeof(errstr)), 0);
+	assert_int_equal(res.snapshots_removed, 0);
+	assert_int_equal(res.snapshots_pinned, 1);
+	kt_store_prune_result_clear(&res);
+
+	/* Once both restores are complete the policy applies again. */
+	write_restore_record(f.dir, "r1", f.snap->id, "complete");
+	write_restore_record(f.dir, "r2", f.snap->id, "complete");
+	assert_int_equal(kt_store_repo_prune(f.repo, &policy, &res, errstr, sizeof(errstr)), 0);
+	assert_int_equal(res.snapshots_removed, 1);
+	assert_int_equal(res.snapshots_pinned, 0);
+	kt_store_prune_result_clear(&res);
+	assert_int_equal(kt_store_repo_list_snapshots(f.repo, &ids, &n, errstr, sizeof(errstr)), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(ids[0], newer->id);
+	kt_store_strv_free(ids, n);
+	kt_store_snapshot_destroy(newer);
+	fixture_repo_close(&f);
+}
+
 static void test_prune_refuses_a_policy_that_keeps_nothing(void **state)
 {
 	char errstr[512];
@@ -413,6 +472,7 @@ int main(void)
 		cmocka_unit_test(test_verify_reports_a_damaged_index_once),
 		cmocka_unit_test(test_verify_reports_a_gap_that_overlaps_a_segment),
 		cmocka_unit_test(test_prune_keeps_shared_segments_and_drops_unreferenced_ones),
+		cmocka_unit_test(test_prune_keeps_a_snapshot_an_unfinished_restore_reads),
 		cmocka_unit_test(test_prune_refuses_a_policy_that_keeps_nothing),
 		cmocka_unit_test(test_prune_daily_keeps_newest_of_each_day),
 	};
