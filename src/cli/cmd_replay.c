@@ -94,28 +94,19 @@ static void usage(FILE *out)
 }
 
 enum {
-	OPT_MAP = 256,
-	OPT_PREFIX,
-	OPT_FROM_TIME,
-	OPT_TO_TIME,
-	OPT_FROM_OFFSET,
-	OPT_TO_OFFSET,
+	/* Options restore and replay share: kt_replay_args_apply() parses
+	 * them by their long name. */
+	OPT_SHARED = 256,
 	OPT_PACE,
 	OPT_SPEED,
 	OPT_MAX_GAP,
 	OPT_TIMESTAMPS,
 	OPT_LOOP,
-	OPT_PARTITIONING,
 	OPT_SEED,
-	OPT_MAX_RATE,
-	OPT_MAX_BYTES_RATE,
-	OPT_REPLICATION_FACTOR,
-	OPT_NO_CREATE_TOPICS,
 	OPT_JSON,
 	OPT_STATS_FILE,
 	OPT_PROGRESS,
 	OPT_NO_PROGRESS,
-	OPT_TIMEOUT,
 };
 
 /* The engine being run, for the signal handler.  kt_replay_stop() is
@@ -260,46 +251,42 @@ int kt_cli_cmd_replay(int argc, char **argv)
 		{ "snapshot", required_argument, NULL, 's' },
 		{ "topic", required_argument, NULL, 't' },
 		{ "exclude", required_argument, NULL, 'x' },
-		{ "map", required_argument, NULL, OPT_MAP },
-		{ "prefix", required_argument, NULL, OPT_PREFIX },
-		{ "from-time", required_argument, NULL, OPT_FROM_TIME },
-		{ "to-time", required_argument, NULL, OPT_TO_TIME },
-		{ "from-offset", required_argument, NULL, OPT_FROM_OFFSET },
-		{ "to-offset", required_argument, NULL, OPT_TO_OFFSET },
+		{ "map", required_argument, NULL, OPT_SHARED },
+		{ "prefix", required_argument, NULL, OPT_SHARED },
+		{ "from-time", required_argument, NULL, OPT_SHARED },
+		{ "to-time", required_argument, NULL, OPT_SHARED },
+		{ "from-offset", required_argument, NULL, OPT_SHARED },
+		{ "to-offset", required_argument, NULL, OPT_SHARED },
 		{ "pace", required_argument, NULL, OPT_PACE },
 		{ "speed", required_argument, NULL, OPT_SPEED },
 		{ "max-gap", required_argument, NULL, OPT_MAX_GAP },
 		{ "timestamps", required_argument, NULL, OPT_TIMESTAMPS },
 		{ "loop", required_argument, NULL, OPT_LOOP },
-		{ "partitioning", required_argument, NULL, OPT_PARTITIONING },
+		{ "partitioning", required_argument, NULL, OPT_SHARED },
 		{ "seed", required_argument, NULL, OPT_SEED },
-		{ "max-rate", required_argument, NULL, OPT_MAX_RATE },
-		{ "max-bytes-rate", required_argument, NULL, OPT_MAX_BYTES_RATE },
-		{ "replication-factor", required_argument, NULL, OPT_REPLICATION_FACTOR },
-		{ "no-create-topics", no_argument, NULL, OPT_NO_CREATE_TOPICS },
+		{ "max-rate", required_argument, NULL, OPT_SHARED },
+		{ "max-bytes-rate", required_argument, NULL, OPT_SHARED },
+		{ "replication-factor", required_argument, NULL, OPT_SHARED },
+		{ "no-create-topics", no_argument, NULL, OPT_SHARED },
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "stats-file", required_argument, NULL, OPT_STATS_FILE },
 		{ "progress", no_argument, NULL, OPT_PROGRESS },
 		{ "no-progress", no_argument, NULL, OPT_NO_PROGRESS },
-		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+		{ "timeout", required_argument, NULL, OPT_SHARED },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static const char *const paces[] = { "none", "original" };
 	static const char *const stamps[] = { "keep", "shift", "now" };
-	static const char *const partitionings[] = { "preserve", "key", "random" };
 	struct kt_replay_opts opts;
 	struct kt_replay *rp = NULL;
 	struct kt_sandbox_kconf *kconf = NULL;
 	struct progress_view view = { .enabled = -1 };
-	const char **topics = NULL, **excludes = NULL;
-	struct kt_replay_map *maps = NULL;
-	struct kt_replay_offset_bound *from_offsets = NULL, *to_offsets = NULL;
+	struct kt_replay_args *args = NULL;
 	const char *stats_file = NULL;
-	int json = 0, c, rc = KT_EXIT_USAGE, err;
+	int json = 0, c, idx = 0, rc = KT_EXIT_USAGE, err;
 	char errstr[1024];
 	uint64_t u64;
-	int64_t ms;
 
 	kt_replay_opts_init(&opts, KT_REPLAY_MODE_REPLAY);
 	/* Replay's own defaults: traffic on its recorded timeline. */
@@ -307,21 +294,13 @@ int kt_cli_cmd_replay(int argc, char **argv)
 	opts.speed = 1.0;
 	opts.log = &kt_cli_log;
 
-	/* No option can occur more often than there are arguments, so arrays
-	 * of argc entries hold every repeatable option without reallocation. */
-	topics = calloc((size_t)argc, sizeof(*topics));
-	excludes = calloc((size_t)argc, sizeof(*excludes));
-	maps = calloc((size_t)argc, sizeof(*maps));
-	from_offsets = calloc((size_t)argc, sizeof(*from_offsets));
-	to_offsets = calloc((size_t)argc, sizeof(*to_offsets));
-	if (!topics || !excludes || !maps || !from_offsets || !to_offsets ||
-	    kt_sandbox_kconf_create(&kconf)) {
+	if (kt_replay_args_create(&args, &opts, argc) || kt_sandbox_kconf_create(&kconf)) {
 		kt_cli_error(CMD, "out of memory");
 		rc = KT_EXIT_FAILURE;
 		goto out;
 	}
 
-	while ((c = getopt_long(argc, argv, "b:r:s:t:x:X:F:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "b:r:s:t:x:X:F:h", longopts, &idx)) != -1) {
 		switch (c) {
 		case 'b':
 			opts.brokers = optarg;
@@ -333,53 +312,15 @@ int kt_cli_cmd_replay(int argc, char **argv)
 			opts.snapshot_id = optarg;
 			break;
 		case 't':
-			topics[opts.topic_count++] = optarg;
-			break;
 		case 'x':
-			excludes[opts.exclude_count++] = optarg;
-			break;
-		case OPT_MAP: {
-			char *eq = strchr(optarg, '=');
-			if (!eq || eq == optarg || !eq[1]) {
-				kt_cli_error(CMD, "--map '%s': expected SOURCE=TARGET", optarg);
+		case OPT_SHARED:
+			err = kt_replay_args_apply(args, c == 't' ? "topic" : c == 'x' ? "exclude" :
+						   longopts[idx].name, optarg, errstr, sizeof(errstr));
+			if (err < 0)
+				kt_cli_error(CMD, "%s", errstr);
+			if (err <= 0)
 				goto usage;
-			}
-			*eq = '\0';
-			maps[opts.map_count].source = optarg;
-			maps[opts.map_count].target = eq + 1;
-			opts.map_count++;
 			break;
-		}
-		case OPT_PREFIX:
-			opts.prefix = optarg;
-			break;
-		case OPT_FROM_TIME:
-		case OPT_TO_TIME:
-			if (kt_parse_time_ms(optarg, &ms)) {
-				kt_cli_error(CMD, "--%s '%s': expected ISO-8601 (2026-11-22T01:30:00Z) or epoch milliseconds",
-					     c == OPT_FROM_TIME ? "from-time" : "to-time", optarg);
-				goto usage;
-			}
-			if (c == OPT_FROM_TIME)
-				opts.from_time = ms;
-			else
-				opts.to_time = ms;
-			break;
-		case OPT_FROM_OFFSET:
-		case OPT_TO_OFFSET: {
-			struct kt_replay_offset_bound *bound = c == OPT_FROM_OFFSET ?
-				&from_offsets[opts.from_offset_count] : &to_offsets[opts.to_offset_count];
-			if (kt_replay_parse_offset_bound(optarg, bound, errstr, sizeof(errstr))) {
-				kt_cli_error(CMD, "--%s: %s", c == OPT_FROM_OFFSET ? "from-offset" : "to-offset",
-					     errstr);
-				goto usage;
-			}
-			if (c == OPT_FROM_OFFSET)
-				opts.from_offset_count++;
-			else
-				opts.to_offset_count++;
-			break;
-		}
 		case OPT_PACE:
 			opts.pace = pick(optarg, paces, 2);
 			if (opts.pace < 0) {
@@ -418,46 +359,11 @@ int kt_cli_cmd_replay(int argc, char **argv)
 			}
 			opts.loops = (unsigned)u64;
 			break;
-		case OPT_PARTITIONING:
-			opts.partitioning = pick(optarg, partitionings, 3);
-			if (opts.partitioning < 0) {
-				kt_cli_error(CMD, "--partitioning '%s': expected preserve, key or random", optarg);
-				goto usage;
-			}
-			opts.partitioning = opts.partitioning == 0 ? KT_REPLAY_PART_PRESERVE :
-					    opts.partitioning == 1 ? KT_REPLAY_PART_KEY :
-					    KT_REPLAY_PART_RANDOM;
-			break;
 		case OPT_SEED:
 			if (kt_parse_u64(optarg, UINT64_MAX, &opts.seed)) {
 				kt_cli_error(CMD, "--seed '%s': expected a non-negative integer", optarg);
 				goto usage;
 			}
-			break;
-		case OPT_MAX_RATE:
-			if (parse_positive(optarg, &opts.max_rate)) {
-				kt_cli_error(CMD, "--max-rate '%s': expected a positive number of records per second",
-					     optarg);
-				goto usage;
-			}
-			break;
-		case OPT_MAX_BYTES_RATE:
-			if (kt_parse_size(optarg, &u64) || u64 == 0) {
-				kt_cli_error(CMD, "--max-bytes-rate '%s': expected a positive byte count per second (e.g. 500K, 20M)",
-					     optarg);
-				goto usage;
-			}
-			opts.max_bytes_rate = (double)u64;
-			break;
-		case OPT_REPLICATION_FACTOR:
-			if (kt_parse_u64(optarg, INT16_MAX, &u64) || u64 == 0) {
-				kt_cli_error(CMD, "--replication-factor '%s': expected a positive integer", optarg);
-				goto usage;
-			}
-			opts.replication_factor = (int32_t)u64;
-			break;
-		case OPT_NO_CREATE_TOPICS:
-			opts.create_topics = 0;
 			break;
 		case OPT_JSON:
 			json = 1;
@@ -470,13 +376,6 @@ int kt_cli_cmd_replay(int argc, char **argv)
 			break;
 		case OPT_NO_PROGRESS:
 			view.enabled = 0;
-			break;
-		case OPT_TIMEOUT:
-			if (kt_parse_duration_ms(optarg, &ms) || ms <= 0 || ms > INT32_MAX) {
-				kt_cli_error(CMD, "--timeout '%s': expected a positive duration", optarg);
-				goto usage;
-			}
-			opts.timeout_ms = (int)ms;
 			break;
 		case 'X':
 			if (kt_sandbox_kconf_add(kconf, optarg, errstr, sizeof(errstr))) {
@@ -514,11 +413,6 @@ int kt_cli_cmd_replay(int argc, char **argv)
 		goto usage;
 	if (opts.pace == KT_REPLAY_PACE_NONE && (opts.max_gap_ms > 0 || opts.speed != 1.0))
 		kt_log(&kt_cli_log, KT_LOG_WARN, "--speed and --max-gap only apply with --pace original");
-	opts.topics = topics;
-	opts.excludes = excludes;
-	opts.maps = maps;
-	opts.from_offsets = from_offsets;
-	opts.to_offsets = to_offsets;
 	opts.conf_apply = apply_kconf;
 	opts.conf_opaque = kconf;
 
@@ -566,10 +460,6 @@ usage:
 out:
 	kt_replay_destroy(rp);
 	kt_sandbox_kconf_destroy(kconf);
-	free(topics);
-	free(excludes);
-	free(maps);
-	free(from_offsets);
-	free(to_offsets);
+	kt_replay_args_destroy(args);
 	return rc;
 }
