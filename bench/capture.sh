@@ -23,15 +23,8 @@ set -euo pipefail
 build=${1:?usage: bench/capture.sh BUILD_DIR [options]}
 shift
 parts=64 mbpp=16 runs=3 dir=/tmp/kt-bench-capture
-while [ $# -gt 0 ]; do
-	case $1 in
-	--partitions) parts=$2; shift 2 ;;
-	--mb-per-partition) mbpp=$2; shift 2 ;;
-	--runs) runs=$2; shift 2 ;;
-	--dir) dir=$2; shift 2 ;;
-	*) echo "unknown option $1" >&2; exit 2 ;;
-	esac
-done
+. "$(dirname "$0")/lib.sh"
+bench_parse_options "$@"
 KTAPE=$(realpath "$build/ktape")
 BARE=$(realpath "$build/bench/bench_capture_bare")
 rm -rf "$dir"
@@ -44,13 +37,10 @@ cleanup() {
 trap cleanup EXIT
 
 echo "ktape capture bench, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-echo "machine: $(nproc) cpus, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n 1), $(uname -sr); loadavg at start: $(cat /proc/loadavg)"
+bench_machine_line
 echo "librdkafka: $("$KTAPE" version)"
 
-"$KTAPE" sandbox -n 3 --topic "bench:$parts" --bootstrap-file "$dir/bootstrap" >"$dir/sandbox.out" 2>&1 &
-sandbox_pid=$!
-for _ in $(seq 100); do [ -s "$dir/bootstrap" ] && break; sleep 0.1; done
-BS=$(head -n 1 "$dir/bootstrap")
+bench_start_sandbox "$dir/bootstrap" -n 3 --topic "bench:$parts"
 
 "$KTAPE" gen -b "$BS" -t bench --bytes "$((parts * mbpp))M" -n 100000000 --keys 100000 --size 200-1000 \
 	--headers 2 -z zstd >"$dir/gen.json"

@@ -25,15 +25,8 @@ set -euo pipefail
 build=${1:?usage: bench/restore.sh BUILD_DIR [options]}
 shift
 parts=64 mbpp=3 runs=3 dir=/tmp/kt-bench-restore
-while [ $# -gt 0 ]; do
-	case $1 in
-	--partitions) parts=$2; shift 2 ;;
-	--mb-per-partition) mbpp=$2; shift 2 ;;
-	--runs) runs=$2; shift 2 ;;
-	--dir) dir=$2; shift 2 ;;
-	*) echo "unknown option $1" >&2; exit 2 ;;
-	esac
-done
+. "$(dirname "$0")/lib.sh"
+bench_parse_options "$@"
 KTAPE=$(realpath "$build/ktape")
 BARE=$(realpath "$build/bench/bench_restore_bare")
 rm -rf "$dir"
@@ -52,7 +45,7 @@ start_sandbox() { # BOOTSTRAP_FILE ARGS... ; prints the pid
 wait_file() { for _ in $(seq 150); do [ -s "$1" ] && return 0; sleep 0.1; done; echo "no $1" >&2; exit 1; }
 
 echo "ktape restore bench, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-echo "machine: $(nproc) cpus, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n 1), $(uname -sr); loadavg at start: $(cat /proc/loadavg)"
+bench_machine_line
 echo "librdkafka: $("$KTAPE" version | tr '\n' ' ')"
 
 src_pid=$(start_sandbox "$dir/src.bootstrap" --topic "bench:$parts")
