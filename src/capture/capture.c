@@ -192,6 +192,7 @@ int kt_capture_create(struct kt_capture **out, const struct kt_capture_opts *opt
 	if (cap->opts.threads > 256)
 		cap->opts.threads = 256;
 	cap->repo_path = strdup(opts->repo_path);
+	cap->repo_mode = opts->repo_mode;
 	cap->brokers = opts->brokers ? strdup(opts->brokers) : NULL;
 	cap->prop_names = calloc(opts->property_count + 1, sizeof(char *));
 	cap->prop_values = calloc(opts->property_count + 1, sizeof(char *));
@@ -996,7 +997,7 @@ int kt_capture_run(struct kt_capture *cap, const struct kt_capture_summary **sum
 		if (err)
 			goto out;
 	}
-	err = kt_store_repo_open(&cap->repo, cap->repo_path, KT_STORE_REPO_CREATE | KT_STORE_REPO_LOCK, 0,
+	err = kt_store_repo_open(&cap->repo, cap->repo_path, KT_STORE_REPO_CREATE | KT_STORE_REPO_LOCK, cap->repo_mode,
 				 errstr, errstr_size);
 	if (err)
 		goto out;

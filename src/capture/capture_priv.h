@@ -127,6 +127,7 @@ struct kt_capture {
 	char *brokers;
 	char *source;   /* bootstrap servers as the manifest records them */
 	char *repo_path;
+	unsigned repo_mode;
 	struct cap_selector sel;
 	char **prop_names;
 	char **prop_values;

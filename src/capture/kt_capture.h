@@ -92,6 +92,8 @@ struct kt_capture_opts {
 	const char *brokers;   /* bootstrap servers; or bootstrap.servers set
 				* through the properties or configure */
 	const char *repo_path; /* created if absent */
+	unsigned repo_mode;    /* permission bits of new files (0: the
+				* repository's own, 0600 for a new one) */
 
 	/* Topic selection: a name, or a regex when it starts with '^' (as
 	 * librdkafka's subscribe does).  Internal topics (names starting with

@@ -53,6 +53,8 @@ static void capture_usage(FILE *out)
 		"Running:\n"
 		"  -j, --threads N          worker threads (default: one per core)\n"
 		"      --memory SIZE        memory for prefetch and open blocks (default 128M)\n"
+		"      --mode MODE          permission bits of a new repository's files, octal\n"
+		"                           (default 0600: owner only; directories get x)\n"
 		"      --timeout DUR        broker answers and stalls (default 30s)\n"
 		"      --admin-timeout DUR  DescribeConfigs and group calls (default 5s)\n"
 		"      --follow             commit a new snapshot every --interval until\n"
@@ -358,7 +360,7 @@ int kt_cli_cmd_capture(int argc, char **argv)
 	enum {
 		OPT_EXCLUDE = 256, OPT_GROUP, OPT_GROUPS, OPT_SEGMENT_SIZE, OPT_BLOCK_SIZE, OPT_IO_BACKEND,
 		OPT_MEMORY, OPT_TIMEOUT, OPT_ADMIN_TIMEOUT, OPT_FOLLOW, OPT_INTERVAL, OPT_JSON, OPT_STATS,
-		OPT_PROGRESS, OPT_NO_PROGRESS,
+		OPT_PROGRESS, OPT_NO_PROGRESS, OPT_MODE,
 	};
 	static const struct option opts[] = {
 		{ "brokers", required_argument, NULL, 'b' },
@@ -374,6 +376,7 @@ int kt_cli_cmd_capture(int argc, char **argv)
 		{ "io-backend", required_argument, NULL, OPT_IO_BACKEND },
 		{ "threads", required_argument, NULL, 'j' },
 		{ "memory", required_argument, NULL, OPT_MEMORY },
+		{ "mode", required_argument, NULL, OPT_MODE },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 		{ "admin-timeout", required_argument, NULL, OPT_ADMIN_TIMEOUT },
 		{ "follow", no_argument, NULL, OPT_FOLLOW },
@@ -459,6 +462,12 @@ int kt_cli_cmd_capture(int argc, char **argv)
 			copts.level = (int)v;
 			break;
 		}
+		case OPT_MODE:
+			if (kt_cli_parse_mode("capture", optarg, &copts.repo_mode)) {
+				rc = kt_cli_usage_error("capture");
+				goto out;
+			}
+			break;
 		case OPT_SEGMENT_SIZE:
 		case OPT_BLOCK_SIZE:
 		case OPT_MEMORY:

@@ -65,6 +65,16 @@ grep -q 'debug' "$T/capture.err" || fail "capture -v -v logged no debug lines to
 expect_no_secret "capture" "$R" "$T/capture.json" "$T/capture.err" "$T/capture.prom"
 expect_owner_only "$R"
 
+# --mode widens a new repository on purpose, and only as far as asked.
+"$KTAPE" -q capture -b "$BOOTSTRAP" -r "$T/wide" -t orders --admin-timeout 1s --no-progress \
+	--mode 0640 >/dev/null 2>"$T/wide.err" || fail "capture --mode 0640 failed: $(cat "$T/wide.err")"
+[ -z "$(find "$T/wide" -type f ! -perm 0640 -printf '%m %p\n' | head -n 3)" ] ||
+	fail "capture --mode 0640 made files of other modes"
+[ -z "$(find "$T/wide" -type d ! -perm 0750 -printf '%m %p\n' | head -n 3)" ] ||
+	fail "capture --mode 0640 made directories other than 0750"
+expect_status 2 "$KTAPE" capture -b "$BOOTSTRAP" -r "$T/bad" -t orders --mode 0044
+pass "--mode 0640 gives 0640 files and 0750 directories; a mode without the owner's rw is refused"
+
 # ---- 3: topic names stay inside segments/ ------------------------------
 for d in "$R"/segments/*; do
 	case $(basename "$d") in
