@@ -2,6 +2,7 @@
  * (format/archive.md), to a file or a pipe into any uploader. */
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
@@ -132,6 +133,14 @@ out:
 	return rc;
 }
 
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
 static void import_usage(FILE *out)
 {
 	fprintf(out,
@@ -158,6 +167,7 @@ int kt_cli_cmd_import(int argc, char **argv)
 	struct kt_store_repo *repo = NULL;
 	const char *repo_path = NULL, *input = NULL;
 	unsigned mode = 0;
+	int created = 0;
 	char errstr[1024], id[64];
 	int c, err, fd = -1, rc = KT_EXIT_FAILURE;
 
@@ -187,6 +197,10 @@ int kt_cli_cmd_import(int argc, char **argv)
 				     "the archive FILE (or -) is required");
 		return kt_cli_usage_error("import");
 	}
+	/* A repository this import creates and then fails to fill is removed
+	 * again: a failed import must not leave an empty repository that
+	 * looks like a backup. */
+	created = access(repo_path, F_OK) != 0;
 	fd = strcmp(input, "-") == 0 ? STDIN_FILENO : open(input, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		kt_cli_error("import", "%s: cannot open: %s", input, strerror(errno));
@@ -199,6 +213,11 @@ int kt_cli_cmd_import(int argc, char **argv)
 	if (err) {
 		kt_cli_error("import", "%s: %s", input, errstr);
 		rc = kt_cli_exit_for(err);
+		kt_store_repo_destroy(repo);
+		repo = NULL;
+		if (created && nftw(repo_path, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+			kt_cli_error("import", "%s: could not remove the repository this import created: %s",
+				     repo_path, strerror(errno));
 		goto out;
 	}
 	if (kt_cli_verbosity >= KT_LOG_INFO)
