@@ -2348,6 +2348,27 @@ static int open_topics(struct kt_replay *rp, char *errstr, size_t errstr_size)
 	return 0;
 }
 
+/* Destroys the producer and its topic handles.  Whatever is still queued
+ * after a failure is dropped: the engine has already said where it
+ * stopped.  Done before kt_replay_run() returns a failure, so librdkafka's
+ * last log lines (a broker that went away) come before the caller prints
+ * the error, not after it. */
+static void release_kafka(struct kt_replay *rp)
+{
+	for (size_t i = 0; i < rp->topic_count; i++) {
+		if (rp->topics[i].rkt) {
+			rd_kafka_topic_destroy(rp->topics[i].rkt);
+			rp->topics[i].rkt = NULL;
+		}
+	}
+	if (rp->rk) {
+		rd_kafka_purge(rp->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+		rd_kafka_poll(rp->rk, 0);
+		rd_kafka_destroy(rp->rk);
+		rp->rk = NULL;
+	}
+}
+
 int kt_replay_run(struct kt_replay *rp, char *errstr, size_t errstr_size)
 {
 	struct kt_replay_summary *s = &rp->summary;
@@ -2465,6 +2486,8 @@ int kt_replay_run(struct kt_replay *rp, char *errstr, size_t errstr_size)
 out:
 	close_scans(rp);
 	report_progress(rp, 1);
+	if (err && err != KT_EINTERRUPTED)
+		release_kafka(rp);
 	return err;
 }
 
@@ -2473,21 +2496,13 @@ void kt_replay_destroy(struct kt_replay *rp)
 	if (!rp)
 		return;
 	close_scans(rp);
+	release_kafka(rp);
 	for (size_t i = 0; i < rp->topic_count; i++) {
 		struct rs_topic *t = &rp->topics[i];
 
-		if (t->rkt)
-			rd_kafka_topic_destroy(t->rkt);
 		for (int32_t p = 0; t->targets && p < t->target_partitions; p++)
 			free(t->targets[p].fifo);
 		free(t->targets);
-	}
-	if (rp->rk) {
-		/* Whatever is still queued after a failure is dropped: the
-		 * restore has already reported where it stopped. */
-		rd_kafka_purge(rp->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-		rd_kafka_poll(rp->rk, 0);
-		rd_kafka_destroy(rp->rk);
 	}
 	free(rp->topics);
 	free(rp->parts);
