@@ -1508,6 +1508,9 @@ static int plan_bases(struct kt_replay *rp, int resumed, char *errstr, size_t er
 	if (err)
 		return err;
 
+	size_t nonempty = 0;
+	const char *example = NULL;
+
 	for (size_t i = 0; i < rp->topic_count; i++) {
 		struct rs_topic *t = &rp->topics[i];
 		struct kt_replay_plan_topic *pt = &rp->plan->topics[i];
@@ -1526,6 +1529,8 @@ static int plan_bases(struct kt_replay *rp, int resumed, char *errstr, size_t er
 				continue;
 			if (!resumed) {
 				tg->base = end;
+				if (end > 0 && nonempty++ == 0)
+					example = t->target;
 				if (kt_replay_plan_add_base(pt, p, end))
 					return kt_seterr(errstr, errstr_size, -ENOMEM, "out of memory");
 				continue;
@@ -1541,6 +1546,15 @@ static int plan_bases(struct kt_replay *rp, int resumed, char *errstr, size_t er
 				return err;
 		}
 	}
+	/* A new restore appends after whatever the targets hold.  When that
+	 * is an earlier restore of the same data (another selection, say),
+	 * its records would be there twice: say so before sending. */
+	if (nonempty && rp->opts.mode == KT_REPLAY_MODE_RESTORE)
+		kt_log(rp->opts.log, KT_LOG_WARN,
+		       "%zu target partition(s) (of %s, ...) already hold records; this new restore appends "
+		       "after them, so records an earlier restore put there would be there twice. To "
+		       "continue an earlier restore, rerun its exact command or use --resume ID",
+		       nonempty, example);
 	return 0;
 }
 
