@@ -123,7 +123,7 @@ struct kt_capture_opts {
 	size_t block_size;     /* 0: chosen from the partition count */
 	uint64_t segment_size; /* roll past this many raw bytes; default 256 MiB */
 	unsigned threads;      /* worker threads; 0: one per core */
-	int io_backend;        /* enum kt_io_backend; default pwrite */
+	int io_backend;        /* enum kt_io_backend; default auto */
 	int64_t timeout_ms;       /* broker answers and stalls; default 30 s */
 	int64_t admin_timeout_ms; /* DescribeConfigs & co; default 5 s */
 	uint64_t memory_budget;   /* bytes for the partitions' open blocks
