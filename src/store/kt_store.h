@@ -455,6 +455,48 @@ int kt_store_repo_commit_snapshot(struct kt_store_repo *repo,
 				  struct kt_store_snapshot *snap,
 				  char *errstr, size_t errstr_size);
 
+/* ----------------------------------------------------------------------
+ * Small files beside the snapshots (capture plans, progress records): one
+ * interface whatever holds the repository, so that code outside repo.c
+ * never builds a path and opens it itself.  rel is repository-relative
+ * ("plans/ID/plan.json"); absolute paths and ".." components are refused
+ * with KT_ECORRUPT.
+ * ---------------------------------------------------------------------- */
+
+enum kt_store_put_flags {
+	/* Fail with KT_EEXIST, leaving the existing file untouched, when rel
+	 * already exists.  Atomic against other processes: two writers racing
+	 * to create the same file see exactly one success. */
+	KT_STORE_PUT_IF_ABSENT = 1u << 0,
+};
+
+/* Reads rel whole into a malloc'd, NUL-terminated buffer the caller frees.
+ * A file larger than max is refused with KT_ECORRUPT; an absent one is
+ * KT_ENOTFOUND. */
+int kt_store_repo_read_file(struct kt_store_repo *repo, const char *rel, size_t max,
+			    char **out, size_t *out_len, char *errstr, size_t errstr_size);
+
+/* Writes rel atomically and durably (readers see all of it or none):
+ * creates missing parent directories, writes a temp file, fsyncs it, then
+ * renames it into place (or links it, for KT_STORE_PUT_IF_ABSENT) and
+ * fsyncs the directory.  Does not need the writer lock: callers that share
+ * a repository between processes coordinate through KT_STORE_PUT_IF_ABSENT. */
+int kt_store_repo_write_file(struct kt_store_repo *repo, const char *rel,
+			     const void *buf, size_t len, unsigned flags,
+			     char *errstr, size_t errstr_size);
+
+/* The names of the regular files directly inside directory rel, sorted
+ * ascending (free with kt_store_strv_free()).  An absent directory has no
+ * files: 0 with *count 0.  Names starting with '.' and temp files left by
+ * an interrupted kt_store_repo_write_file() are not listed. */
+int kt_store_repo_list_files(struct kt_store_repo *repo, const char *rel,
+			     char ***names, size_t *count, char *errstr, size_t errstr_size);
+
+/* Removes file rel; an absent file is not an error.  With the parent
+ * directory fsynced, so the removal survives a crash. */
+int kt_store_repo_remove_file(struct kt_store_repo *repo, const char *rel,
+			      char *errstr, size_t errstr_size);
+
 /* ======================================================================
  * Scans: the records of one partition of a snapshot, across its segments,
  * restricted to an offset and time window through the indexes.

@@ -66,60 +66,6 @@ static int make_dir(const char *path, unsigned mode)
 	return 0;
 }
 
-/* Reads a whole regular file of at most max bytes into a NUL-terminated,
- * malloc'd buffer. */
-static int read_whole_file(const char *path, size_t max, char **out, size_t *out_len,
-			   char *errstr, size_t errstr_size)
-{
-	struct stat st;
-	char *buf = NULL;
-	size_t len = 0;
-	int fd, err = 0;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return kt_seterr(errstr, errstr_size, errno == ENOENT ? KT_ENOTFOUND : -errno,
-				 "%s: cannot open: %s", path, strerror(errno));
-	if (fstat(fd, &st) < 0) {
-		err = kt_seterr(errstr, errstr_size, -errno, "%s: cannot stat: %s", path, strerror(errno));
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		err = kt_seterr(errstr, errstr_size, KT_ECORRUPT, "%s: not a regular file", path);
-		goto out;
-	}
-	if ((uint64_t)st.st_size > max) {
-		err = kt_seterr(errstr, errstr_size, KT_ECORRUPT, "%s: %lld bytes is larger than the %zu a valid file can have",
-				path, (long long)st.st_size, max);
-		goto out;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		err = kt_seterr(errstr, errstr_size, -ENOMEM, "%s: out of memory", path);
-		goto out;
-	}
-	while (len < (size_t)st.st_size) {
-		ssize_t r = read(fd, buf + len, (size_t)st.st_size - len);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			err = kt_seterr(errstr, errstr_size, -errno, "%s: read failed at byte %zu: %s", path, len, strerror(errno));
-			goto out;
-		}
-		if (r == 0)
-			break; /* shrank while reading: parse what is there */
-		len += (size_t)r;
-	}
-	buf[len] = '\0';
-	*out = buf;
-	*out_len = len;
-	buf = NULL;
-out:
-	free(buf);
-	close(fd);
-	return err;
-}
-
 /* ---- marker ------------------------------------------------------------- */
 
 static int write_marker(const struct kt_store_repo *repo, char *errstr, size_t errstr_size)
@@ -171,7 +117,7 @@ static int check_marker(const char *path, char *errstr, size_t errstr_size)
 
 	/* Checked in the order format/repository.md section 2 gives: what is
 	 * not a marker at all is KT_EMAGIC, then the version. */
-	err = read_whole_file(path, MAX_MARKER_BYTES, &text, &len, errstr, errstr_size);
+	err = kt_store_read_whole_file(path, MAX_MARKER_BYTES, &text, &len, errstr, errstr_size);
 	if (err == KT_ENOTFOUND || err == KT_ECORRUPT)
 		err = KT_EMAGIC;
 	if (err)
@@ -574,12 +520,9 @@ void kt_store_strv_free(char **v, size_t count)
 int kt_store_repo_list_snapshots(struct kt_store_repo *repo, char ***ids, size_t *count,
 				 char *errstr, size_t errstr_size)
 {
-	char dirpath[PATH_MAX];
-	char **v = NULL;
-	size_t n = 0;
-	struct dirent *de;
-	DIR *dir;
-	int err = 0;
+	char **names = NULL, **v = NULL;
+	size_t n_names = 0, n = 0;
+	int err;
 
 	*ids = NULL;
 	*count = 0;
@@ -593,39 +536,27 @@ int kt_store_repo_list_snapshots(struct kt_store_repo *repo, char ***ids, size_t
 		*count = 1;
 		return 0;
 	}
-	if (join(dirpath, sizeof(dirpath), repo->path, "snapshots"))
-		return kt_seterr(errstr, errstr_size, -ENAMETOOLONG, "%s: path too long", repo->path);
-	dir = opendir(dirpath);
-	if (!dir) {
-		if (errno == ENOENT)
-			return 0; /* no snapshot was ever committed */
-		return kt_seterr(errstr, errstr_size, -errno, "%s: cannot read: %s", dirpath, strerror(errno));
+	/* An absent snapshots/ lists as empty: no snapshot was ever committed. */
+	err = kt_store_repo_list_files(repo, "snapshots", &names, &n_names, errstr, errstr_size);
+	if (err)
+		return err;
+	v = calloc(n_names ? n_names : 1, sizeof(*v));
+	if (!v) {
+		err = kt_seterr(errstr, errstr_size, -ENOMEM, "%s: out of memory listing snapshots", repo->path);
+		goto out;
 	}
-	while ((de = readdir(dir)) != NULL) {
-		/* Only "<id>.json" regular files are manifests; temp files and
-		 * anything else are not snapshots. */
-		size_t len = strlen(de->d_name);
-		if (len <= 5 || strcmp(de->d_name + len - 5, ".json") != 0)
+	for (size_t i = 0; i < n_names; i++) {
+		/* Only "<id>.json" files are manifests; temp files and anything
+		 * else are not snapshots. */
+		size_t len = strlen(names[i]);
+		if (len <= 5 || strcmp(names[i] + len - 5, ".json") != 0 ||
+		    len - 5 >= sizeof(((struct kt_store_snapshot *)0)->id))
 			continue;
-		char id[sizeof(((struct kt_store_snapshot *)0)->id) + 5];
-		if (len - 5 >= sizeof(((struct kt_store_snapshot *)0)->id))
+		names[i][len - 5] = '\0';
+		if (!kt_store_snapshot_id_valid(names[i]))
 			continue;
-		memcpy(id, de->d_name, len - 5);
-		id[len - 5] = '\0';
-		if (!kt_store_snapshot_id_valid(id))
-			continue;
-		struct stat st;
-		if (fstatat(dirfd(dir), de->d_name, &st, 0) < 0 || !S_ISREG(st.st_mode))
-			continue;
-		char **nv = realloc(v, (n + 1) * sizeof(*v));
-		if (!nv || !(nv[n] = strdup(id))) {
-			if (nv)
-				v = nv;
-			err = kt_seterr(errstr, errstr_size, -ENOMEM, "%s: out of memory listing snapshots", dirpath);
-			goto out;
-		}
-		v = nv;
-		n++;
+		v[n++] = names[i];
+		names[i] = NULL;
 	}
 	if (n > 1)
 		qsort(v, n, sizeof(*v), cmp_desc);
@@ -634,7 +565,7 @@ int kt_store_repo_list_snapshots(struct kt_store_repo *repo, char ***ids, size_t
 	v = NULL;
 	n = 0;
 out:
-	closedir(dir);
+	kt_store_strv_free(names, n_names);
 	kt_store_strv_free(v, n);
 	return err;
 }
@@ -671,7 +602,7 @@ int kt_store_repo_load_snapshot(struct kt_store_repo *repo, const char *id,
 		err = strcmp(id, kt_store_tar_snapshot_id(repo->tar)) != 0 ? KT_ENOTFOUND :
 		      kt_store_tar_read_manifest(repo->tar, &text, &len, errstr, errstr_size);
 	else
-		err = read_whole_file(path, MAX_MANIFEST_BYTES, &text, &len, errstr, errstr_size);
+		err = kt_store_read_whole_file(path, MAX_MANIFEST_BYTES, &text, &len, errstr, errstr_size);
 	if (err == KT_ENOTFOUND)
 		return kt_seterr(errstr, errstr_size, KT_ENOTFOUND, "repository %s has no snapshot %s", repo->path, id);
 	if (err)

@@ -26,4 +26,9 @@ int kt_store_tar_read_manifest(const struct kt_store_tar *tar, char **out, size_
 /* The archive behind a repository opened from a .tar, else NULL (repo.c). */
 struct kt_store_tar *kt_store_repo_tar(const struct kt_store_repo *repo);
 
+/* Reads a whole regular file of at most max bytes (else KT_ECORRUPT) into a
+ * malloc'd, NUL-terminated buffer; KT_ENOTFOUND when absent (files.c). */
+int kt_store_read_whole_file(const char *path, size_t max, char **out, size_t *out_len,
+			     char *errstr, size_t errstr_size);
+
 #endif /* KT_STORE_REPO_PRIV_H */
