@@ -29,6 +29,10 @@
 struct diff_part {
 	const struct kt_store_topic *topic;
 	const struct kt_store_partition *part;
+	const char *ltopic;     /* the live partition compared: the same, */
+	int32_t lpart;          /* or where a restore put it (route) */
+	int routed;
+	struct kt_capture_diff_route route;
 	rd_kafka_queue_t *rkqu; /* the partition's records, forwarded here */
 	int exists;             /* the partition exists in the live cluster */
 	int64_t low, high;      /* its live watermarks, when it exists */
@@ -185,6 +189,49 @@ static void note_difference(struct kt_capture_diff_partition *out, int64_t offse
 
 /* ---- one partition ---------------------------------------------------------- */
 
+/* Translates an offset through a route's runs: a source offset to its
+ * target offset, or (inverse) a target offset to its source offset.  -1
+ * when no restored record has it. */
+static int64_t route_map(const struct kt_capture_diff_route *route, int64_t off, int inverse)
+{
+	size_t lo = 0, hi = route->run_count;
+
+	/* The last run starting at or before off. */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int64_t start = inverse ? route->runs[mid].target_offset : route->runs[mid].source_offset;
+
+		if (start <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0)
+		return -1;
+	const struct kt_capture_diff_run *run = &route->runs[lo - 1];
+	int64_t start = inverse ? run->target_offset : run->source_offset;
+	if ((uint64_t)(off - start) >= run->count)
+		return -1;
+	return (inverse ? run->source_offset : run->target_offset) + (off - start);
+}
+
+/* The snapshot offset a live record stands for: its own offset, or through
+ * the route the source offset of the restored record; -1 when the live
+ * record is not one the restore wrote. */
+static int64_t live_key(const struct diff_part *dp, const rd_kafka_message_t *msg)
+{
+	return dp->routed ? route_map(&dp->route, msg->offset, 1) : msg->offset;
+}
+
+/* Whether a snapshot record missing live was deleted there by retention:
+ * its live offset (through the route) is below the live log start. */
+static int expired_live(const struct diff_part *dp, const struct kt_record *rec)
+{
+	int64_t at = dp->routed ? route_map(&dp->route, rec->offset, 0) : rec->offset;
+
+	return dp->exists && at >= 0 && at < dp->low;
+}
+
 /* The next live message of the partition at or after the current position,
  * or NULL at its end (offset hi reached or EOF).  Errors are fatal: a
  * comparison that silently skipped records would prove nothing. */
@@ -251,6 +298,8 @@ static int diff_partition(struct diff_ctx *ctx, struct diff_part *dp, char *errs
 	memset(&out, 0, sizeof(out));
 	out.topic = dp->topic->name;
 	out.partition = part->partition;
+	out.live_topic = dp->ltopic;
+	out.live_partition = dp->lpart;
 	out.start_offset = part->start_offset;
 	out.end_offset = part->end_offset;
 	out.live_low = out.live_high = -1;
@@ -258,11 +307,17 @@ static int diff_partition(struct diff_ctx *ctx, struct diff_part *dp, char *errs
 	if (dp->exists) {
 		out.live_low = dp->low;
 		out.live_high = dp->high;
-		out.live_after_end = dp->high > part->end_offset ? (uint64_t)(dp->high - part->end_offset) : 0;
+		int64_t live_end = dp->routed ? dp->route.target_hi : part->end_offset;
+		out.live_after_end = dp->high > live_end ? (uint64_t)(dp->high - live_end) : 0;
 	}
-	kt_store_range_init(&range);
-	range.from_offset = part->start_offset;
-	range.to_offset = part->end_offset;
+	if (dp->routed)
+		range = dp->route.range;
+	else
+		kt_store_range_init(&range);
+	if (range.from_offset < part->start_offset)
+		range.from_offset = part->start_offset;
+	if (range.to_offset > part->end_offset)
+		range.to_offset = part->end_offset;
 	err = kt_store_scan_create(&scan, ctx->repo, part, &range, errstr, errstr_size);
 	if (err)
 		return err;
@@ -270,10 +325,22 @@ static int diff_partition(struct diff_ctx *ctx, struct diff_part *dp, char *errs
 	if (more >= 0 && dp->hi > dp->lo)
 		err = live_next(ctx, dp, dp->hi, &pos, &msg, errstr, errstr_size);
 	while (!err && more >= 0 && (more == 1 || msg)) {
-		if (more == 1 && (!msg || rec->offset < msg->offset)) {
+		int64_t key = msg ? live_key(dp, msg) : -1;
+
+		if (msg && key < 0) {
+			/* Live, inside what the restore wrote, yet none of its
+			 * records: another producer's. */
+			out.only_live++;
+			note_difference(&out, more == 1 ? rec->offset : part->end_offset, "only live");
+			rd_kafka_message_destroy(msg);
+			msg = NULL;
+			err = live_next(ctx, dp, dp->hi, &pos, &msg, errstr, errstr_size);
+			continue;
+		}
+		if (more == 1 && (!msg || rec->offset < key)) {
 			/* Only in the snapshot: deleted live by retention since the
 			 * capture (below the log start), or missing. */
-			if (dp->exists && rec->offset < dp->low) {
+			if (expired_live(dp, rec)) {
 				out.expired++;
 			} else {
 				out.only_snapshot++;
@@ -282,15 +349,15 @@ static int diff_partition(struct diff_ctx *ctx, struct diff_part *dp, char *errs
 			more = kt_store_scan_next(scan, &rec, errstr, errstr_size);
 			continue;
 		}
-		if (more == 0 || msg->offset < rec->offset) {
+		if (more == 0 || key < rec->offset) {
 			out.only_live++;
-			note_difference(&out, msg->offset, "only live");
+			note_difference(&out, key, "only live");
 		} else {
 			const char *what = record_difference(rec, msg);
 
 			if (what) {
 				out.differing++;
-				note_difference(&out, msg->offset, what);
+				note_difference(&out, key, what);
 			} else {
 				out.records_equal++;
 			}
@@ -333,40 +400,43 @@ static int diff_batch(struct diff_ctx *ctx, struct diff_part *batch, size_t n, c
 	for (size_t i = 0; i < n && !err; i++) {
 		struct diff_part *dp = &batch[i];
 
-		dp->exists = live_partition_exists(ctx, dp->topic->name, dp->part->partition);
-		dp->lo = dp->hi = dp->part->start_offset;
+		int64_t want_lo = dp->routed ? dp->route.target_lo : dp->part->start_offset;
+		int64_t want_hi = dp->routed ? dp->route.target_hi : dp->part->end_offset;
+
+		dp->exists = live_partition_exists(ctx, dp->ltopic, dp->lpart);
+		dp->lo = dp->hi = want_lo;
 		if (!dp->exists)
 			continue;
-		rerr = rd_kafka_query_watermark_offsets(ctx->rk, dp->topic->name, dp->part->partition, &dp->low,
+		rerr = rd_kafka_query_watermark_offsets(ctx->rk, dp->ltopic, dp->lpart, &dp->low,
 						       &dp->high, (int)ctx->opts->timeout_ms);
 		if (rerr) {
 			err = kt_seterr(errstr, errstr_size, KT_EKAFKA, "%s [%d]: cannot read the watermarks: %s",
-					dp->topic->name, (int)dp->part->partition, rd_kafka_err2str(rerr));
+					dp->ltopic, (int)dp->lpart, rd_kafka_err2str(rerr));
 			break;
 		}
-		/* Read the snapshot's range cut to what the partition still
-		 * holds: an offset below the log start would be refused
-		 * (auto.offset.reset=error). */
-		dp->lo = dp->low > dp->part->start_offset ? dp->low : dp->part->start_offset;
-		dp->hi = dp->high < dp->part->end_offset ? dp->high : dp->part->end_offset;
+		/* Read the snapshot's range (or what the restore wrote) cut to
+		 * what the partition still holds: an offset below the log start
+		 * would be refused (auto.offset.reset=error). */
+		dp->lo = dp->low > want_lo ? dp->low : want_lo;
+		dp->hi = dp->high < want_hi ? dp->high : want_hi;
 		if (dp->hi <= dp->lo) {
 			dp->hi = dp->lo;
 			continue;
 		}
 		/* Forward before assigning, so that no record of the partition
 		 * lands in the consumer's main queue. */
-		rd_kafka_queue_t *partq = rd_kafka_queue_get_partition(ctx->rk, dp->topic->name, dp->part->partition);
+		rd_kafka_queue_t *partq = rd_kafka_queue_get_partition(ctx->rk, dp->ltopic, dp->lpart);
 		dp->rkqu = rd_kafka_queue_new(ctx->rk);
 		if (!partq || !dp->rkqu) {
 			if (partq)
 				rd_kafka_queue_destroy(partq);
 			err = kt_seterr(errstr, errstr_size, KT_EKAFKA, "%s [%d]: no partition queue",
-					dp->topic->name, (int)dp->part->partition);
+					dp->ltopic, (int)dp->lpart);
 			break;
 		}
 		rd_kafka_queue_forward(partq, dp->rkqu);
 		rd_kafka_queue_destroy(partq);
-		rd_kafka_topic_partition_list_add(list, dp->topic->name, dp->part->partition)->offset = dp->lo;
+		rd_kafka_topic_partition_list_add(list, dp->ltopic, dp->lpart)->offset = dp->lo;
 	}
 	if (!err && list->cnt > 0) {
 		rerr = rd_kafka_assign(ctx->rk, list);
@@ -463,8 +533,29 @@ int kt_capture_diff(const struct kt_capture_diff_opts *opts, struct kt_capture_d
 			continue;
 		result->topics++;
 		for (size_t p = 0; p < topic->n_partitions && !err; p++) {
-			batch[n].topic = topic;
-			batch[n].part = &topic->partitions[p];
+			struct diff_part *dp = &batch[n];
+
+			memset(dp, 0, sizeof(*dp));
+			dp->topic = topic;
+			dp->part = &topic->partitions[p];
+			dp->ltopic = topic->name;
+			dp->lpart = dp->part->partition;
+			if (opts->route) {
+				err = opts->route(opts->opaque, topic->name, dp->part->partition, &dp->route);
+				if (err == KT_ENOTFOUND) {
+					err = 0;
+					result->partitions_not_routed++;
+					continue;
+				}
+				if (err) {
+					kt_seterr(errstr, errstr_size, err, "%s [%d]: no route: %s", topic->name,
+						  (int)dp->part->partition, kt_strerror(err));
+					break;
+				}
+				dp->routed = 1;
+				dp->ltopic = dp->route.topic;
+				dp->lpart = dp->route.partition;
+			}
 			if (++n == DIFF_BATCH) {
 				err = diff_batch(&ctx, batch, n, errstr, errstr_size);
 				n = 0;

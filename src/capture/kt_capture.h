@@ -23,6 +23,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "kt_common.h"
+#include "kt_store.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -185,6 +186,8 @@ void kt_capture_destroy(struct kt_capture *cap);
 struct kt_capture_diff_partition {
 	const char *topic;
 	int32_t partition;
+	const char *live_topic;   /* where it was compared: topic, or the */
+	int32_t live_partition;   /* restore's target with a route */
 	int64_t start_offset, end_offset; /* the snapshot's range */
 	int64_t live_low, live_high;      /* live watermarks; -1: no such partition */
 	uint64_t records_equal;
@@ -206,12 +209,32 @@ struct kt_capture_diff_result {
 	uint64_t topics;
 	uint64_t partitions;
 	uint64_t partitions_different;
+	uint64_t partitions_not_routed; /* with a route: partitions the restore did not send */
 	uint64_t records_equal;
 	uint64_t only_snapshot;
 	uint64_t only_live;
 	uint64_t differing;
 	uint64_t expired;
 	uint64_t live_after_end;
+};
+
+/* Source offsets [source_offset, source_offset + count) of a snapshot
+ * partition were written at target offsets [target_offset, + count). */
+struct kt_capture_diff_run {
+	int64_t source_offset;
+	int64_t target_offset;
+	uint64_t count;
+};
+
+/* Where a restore put a snapshot partition, so that diff compares it with
+ * what the restore wrote rather than with the same offsets. */
+struct kt_capture_diff_route {
+	const char *topic;            /* the target topic */
+	int32_t partition;            /* the target partition */
+	int64_t target_lo, target_hi; /* the target offsets the restore wrote */
+	struct kt_store_range range;  /* the snapshot records it selected */
+	const struct kt_capture_diff_run *runs; /* ascending in both offsets */
+	size_t run_count;
 };
 
 struct kt_capture_diff_opts {
@@ -228,6 +251,12 @@ struct kt_capture_diff_opts {
 	/* Called once per partition compared, in snapshot order. */
 	void (*on_partition)(void *opaque, const struct kt_capture_diff_partition *part);
 	void *opaque;
+	/* Optional: where each snapshot partition went (ktape diff --restore).
+	 * Fills *route and returns 0, KT_ENOTFOUND for a partition that was
+	 * not sent (it is skipped and counted), or another code to stop.  The
+	 * route's pointers must stay valid until kt_capture_diff() returns. */
+	int (*route)(void *opaque, const char *topic, int32_t partition,
+		     struct kt_capture_diff_route *route);
 };
 
 void kt_capture_diff_opts_init(struct kt_capture_diff_opts *opts);

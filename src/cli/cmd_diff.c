@@ -1,4 +1,5 @@
 /* ktape diff: compare a snapshot with the live topics, record by record. */
+#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -7,6 +8,7 @@
 
 #include "cli.h"
 #include "kt_capture.h"
+#include "kt_replay.h"
 #include "kt_sandbox.h"
 
 static void diff_usage(FILE *out)
@@ -26,6 +28,11 @@ static void diff_usage(FILE *out)
 		"  -s, --snapshot ID     the snapshot (default: the latest)\n"
 		"  -t, --topic T         a topic name, or a regex when it starts with '^'\n"
 		"                        (repeatable; default: every topic of the snapshot)\n"
+		"      --restore ID      compare with what restore ID (or 'latest', the newest\n"
+		"                        complete one) wrote: its target topics, through its\n"
+		"                        offset map, over its window (the snapshot is the\n"
+		"                        restore's); for a cluster restored with ktape\n"
+		"      --state-dir DIR   where that restore's record is (as for restore)\n"
 		"  -X KEY=VALUE          librdkafka property (SASL, SSL, timeouts...)\n"
 		"  -F FILE               librdkafka properties file, as kcat's -F\n"
 		"      --timeout DUR     give up on a partition that stalls this long (30s)\n"
@@ -37,7 +44,62 @@ static void diff_usage(FILE *out)
 struct diff_out {
 	int json;
 	json_t *parts;
+	/* With --restore: each part's route, built once from the layout. */
+	const struct kt_replay_layout *layout;
+	struct kt_capture_diff_run *runs;
+	struct kt_capture_diff_route *routes;
 };
+
+/* Routes every restored partition through the layout of the restore
+ * (format/restore.md section 4), converted once so that the pointers stay
+ * valid for the whole comparison. */
+static int routes_build(struct diff_out *dout)
+{
+	const struct kt_replay_layout *layout = dout->layout;
+	size_t runs = 0, r = 0;
+
+	for (size_t i = 0; i < layout->part_count; i++)
+		runs += layout->parts[i].run_count;
+	dout->runs = calloc(runs ? runs : 1, sizeof(*dout->runs));
+	dout->routes = calloc(layout->part_count ? layout->part_count : 1, sizeof(*dout->routes));
+	if (!dout->runs || !dout->routes)
+		return -ENOMEM;
+	for (size_t i = 0; i < layout->part_count; i++) {
+		const struct kt_replay_layout_part *lp = &layout->parts[i];
+		struct kt_capture_diff_route *route = &dout->routes[i];
+
+		route->topic = lp->target_topic;
+		route->partition = lp->target_partition;
+		route->target_lo = lp->target_lo;
+		route->target_hi = lp->target_hi;
+		kt_store_range_init(&route->range);
+		route->range.from_offset = lp->from_offset;
+		route->range.to_offset = lp->to_offset;
+		route->range.from_time = layout->from_time;
+		route->range.to_time = layout->to_time;
+		route->runs = &dout->runs[r];
+		route->run_count = lp->run_count;
+		for (size_t k = 0; k < lp->run_count; k++)
+			dout->runs[r++] = (struct kt_capture_diff_run){
+				.source_offset = lp->runs[k].source_offset,
+				.target_offset = lp->runs[k].target_offset,
+				.count = lp->runs[k].count,
+			};
+	}
+	return 0;
+}
+
+static int route_partition(void *opaque, const char *topic, int32_t partition,
+			   struct kt_capture_diff_route *route)
+{
+	struct diff_out *dout = opaque;
+	const struct kt_replay_layout_part *lp = kt_replay_layout_find(dout->layout, topic, partition);
+
+	if (!lp)
+		return KT_ENOTFOUND;
+	*route = dout->routes[lp - dout->layout->parts];
+	return 0;
+}
 
 static void on_partition(void *opaque, const struct kt_capture_diff_partition *p)
 {
@@ -54,6 +116,10 @@ static void on_partition(void *opaque, const struct kt_capture_diff_partition *p
 				      "only_snapshot", (json_int_t)p->only_snapshot,
 				      "only_live", (json_int_t)p->only_live, "differing", (json_int_t)p->differing,
 				      "expired", (json_int_t)p->expired, "live_after_end", (json_int_t)p->live_after_end);
+		if (o && dout->layout) {
+			json_object_set_new(o, "target_topic", json_string(p->live_topic));
+			json_object_set_new(o, "target_partition", json_integer(p->live_partition));
+		}
 		if (o && different) {
 			json_object_set_new(o, "first_difference", json_integer(p->first_difference));
 			json_object_set_new(o, "first_difference_field", json_string(p->first_difference_field));
@@ -63,8 +129,11 @@ static void on_partition(void *opaque, const struct kt_capture_diff_partition *p
 	}
 	if (!different && kt_cli_verbosity <= KT_LOG_INFO)
 		return;
-	printf("%s %s/%d [%lld, %lld): %llu equal, %llu differ, %llu only in the snapshot, %llu only live",
-	       different ? "DIFFERENT" : "equal", p->topic, p->partition, (long long)p->start_offset,
+	printf("%s %s/%d", different ? "DIFFERENT" : "equal", p->topic, p->partition);
+	if (dout->layout)
+		printf(" -> %s/%d", p->live_topic, p->live_partition);
+	printf(" [%lld, %lld): %llu equal, %llu differ, %llu only in the snapshot, %llu only live",
+	       (long long)p->start_offset,
 	       (long long)p->end_offset, (unsigned long long)p->records_equal, (unsigned long long)p->differing,
 	       (unsigned long long)p->only_snapshot, (unsigned long long)p->only_live);
 	if (different)
@@ -84,7 +153,7 @@ static int apply_kconf(void *opaque, rd_kafka_conf_t *conf, char *errstr, size_t
 
 int kt_cli_cmd_diff(int argc, char **argv)
 {
-	enum { OPT_TIMEOUT = 256, OPT_JSON };
+	enum { OPT_TIMEOUT = 256, OPT_JSON, OPT_RESTORE, OPT_STATE_DIR };
 	static const struct option opts[] = {
 		{ "brokers", required_argument, NULL, 'b' },
 		{ "repo", required_argument, NULL, 'r' },
@@ -92,13 +161,17 @@ int kt_cli_cmd_diff(int argc, char **argv)
 		{ "topic", required_argument, NULL, 't' },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 		{ "json", no_argument, NULL, OPT_JSON },
+		{ "restore", required_argument, NULL, OPT_RESTORE },
+		{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct kt_capture_diff_opts dopts;
 	struct kt_capture_diff_result res;
 	struct kt_sandbox_kconf *kconf = NULL;
-	struct diff_out dout = { 0, NULL };
+	struct diff_out dout = { 0 };
+	struct kt_replay_layout *layout = NULL;
+	const char *restore_id = NULL, *state_dir = NULL;
 	const char **topics = NULL;
 	char errstr[1024];
 	int c, err = 0, rc = KT_EXIT_USAGE;
@@ -138,6 +211,12 @@ int kt_cli_cmd_diff(int argc, char **argv)
 		case OPT_JSON:
 			dout.json = 1;
 			break;
+		case OPT_RESTORE:
+			restore_id = optarg;
+			break;
+		case OPT_STATE_DIR:
+			state_dir = optarg;
+			break;
 		case 'h':
 			diff_usage(stdout);
 			rc = KT_EXIT_OK;
@@ -159,6 +238,34 @@ int kt_cli_cmd_diff(int argc, char **argv)
 			kt_cli_error("diff", "%s", !dopts.repo_path ? "-r REPO is required" : "-b BROKERS is required");
 		rc = kt_cli_usage_error("diff");
 		goto out;
+	}
+	if (state_dir && !restore_id) {
+		kt_cli_error("diff", "--state-dir is only meaningful with --restore");
+		rc = kt_cli_usage_error("diff");
+		goto out;
+	}
+	if (restore_id) {
+		err = kt_replay_layout_load(&layout, dopts.repo_path, state_dir, restore_id, errstr, sizeof(errstr));
+		if (err) {
+			kt_cli_error("diff", "%s", errstr);
+			rc = err == KT_EUSAGE ? KT_EXIT_FAILURE : kt_cli_exit_for(err);
+			goto out;
+		}
+		if (dopts.snapshot && strcmp(dopts.snapshot, "latest") != 0 &&
+		    strcmp(dopts.snapshot, layout->snapshot_id) != 0) {
+			kt_cli_error("diff", "restore %s restored snapshot %s, not %s", layout->restore_id,
+				     layout->snapshot_id, dopts.snapshot);
+			rc = kt_cli_usage_error("diff");
+			goto out;
+		}
+		dopts.snapshot = layout->snapshot_id;
+		dout.layout = layout;
+		if (routes_build(&dout)) {
+			kt_cli_error("diff", "out of memory");
+			rc = KT_EXIT_FAILURE;
+			goto out;
+		}
+		dopts.route = route_partition;
 	}
 	dopts.topics = topics;
 	dopts.configure = apply_kconf;
@@ -186,13 +293,21 @@ int kt_cli_cmd_diff(int argc, char **argv)
 					 "expired", (json_int_t)res.expired,
 					 "live_after_end", (json_int_t)res.live_after_end, "partition_list", dout.parts);
 		dout.parts = NULL;
+		if (root && layout) {
+			json_object_set_new(root, "restore", json_string(layout->restore_id));
+			json_object_set_new(root, "partitions_not_restored",
+					    json_integer((json_int_t)res.partitions_not_routed));
+		}
 		json_dumpf(root, stdout, JSON_INDENT(2));
 		fputc('\n', stdout);
 		json_decref(root);
 	}
-	fprintf(stderr, "ktape diff: snapshot %s, %llu topic(s), %llu partition(s): %llu record(s) equal, %llu differ, "
+	fprintf(stderr, "ktape diff: snapshot %s", res.snapshot_id);
+	if (layout)
+		fprintf(stderr, " as restore %s wrote it", layout->restore_id);
+	fprintf(stderr, ", %llu topic(s), %llu partition(s): %llu record(s) equal, %llu differ, "
 		"%llu only in the snapshot, %llu only live: %s",
-		res.snapshot_id, (unsigned long long)res.topics, (unsigned long long)res.partitions,
+		(unsigned long long)res.topics, (unsigned long long)res.partitions,
 		(unsigned long long)res.records_equal, (unsigned long long)res.differing,
 		(unsigned long long)res.only_snapshot, (unsigned long long)res.only_live,
 		different ? "DIFFERENT" : "equal");
@@ -201,11 +316,18 @@ int kt_cli_cmd_diff(int argc, char **argv)
 	if (res.expired)
 		fprintf(stderr, "; %llu record(s) since deleted by retention", (unsigned long long)res.expired);
 	if (res.live_after_end)
-		fprintf(stderr, "; %llu offset(s) produced after the snapshot", (unsigned long long)res.live_after_end);
+		fprintf(stderr, "; %llu offset(s) produced after the %s", (unsigned long long)res.live_after_end,
+			layout ? "restore" : "snapshot");
+	if (res.partitions_not_routed)
+		fprintf(stderr, "; %llu partition(s) of the snapshot not sent by the restore, not compared",
+			(unsigned long long)res.partitions_not_routed);
 	fputc('\n', stderr);
 	rc = different ? KT_EXIT_DIFFERENT : KT_EXIT_OK;
 out:
 	json_decref(dout.parts);
+	free(dout.runs);
+	free(dout.routes);
+	kt_replay_layout_destroy(layout);
 	kt_sandbox_kconf_destroy(kconf);
 	free(topics);
 	return rc;

@@ -137,6 +137,12 @@ int kt_replay_reconcile(const char *topic, int32_t partition, int64_t base,
 			int64_t end_now, uint64_t acked, uint64_t *skip,
 			char *errstr, size_t errstr_size);
 
+/* The directory of restore records for a repository (restore id NULL) or of
+ * one restore: state_dir/ID when state_dir is given, FILE.tar.restores/ID
+ * for an archive read in place, else REPO/restores/ID.  0 or -ENAMETOOLONG. */
+int kt_replay_restores_dir(const char *repo_path, const char *state_dir, const char *id,
+			   char *buf, size_t size);
+
 /* Reads a whole file of at most max_size bytes (a plan, checkpoint or
  * offset map) into a malloc'd, NUL-terminated buffer.  -ENOENT (errstr
  * untouched) when absent; KT_ECORRUPT when larger than max_size. */

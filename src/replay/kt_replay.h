@@ -250,6 +250,55 @@ char *kt_replay_summary_prometheus(const struct kt_replay_summary *summary, int 
 
 void kt_replay_destroy(struct kt_replay *rp);
 
+/* ---- where a finished restore put each record (src/replay/layout.c) ---- */
+
+/* Source offsets [source_offset, source_offset + count) landed at target
+ * offsets [target_offset, target_offset + count). */
+struct kt_replay_layout_run {
+	int64_t source_offset;
+	int64_t target_offset;
+	uint64_t count;
+};
+
+/* One restored source partition and the target partition it went to. */
+struct kt_replay_layout_part {
+	const char *source_topic;
+	int32_t source_partition;
+	const char *target_topic;
+	int32_t target_partition;
+	int64_t from_offset, to_offset; /* the plan's offset window; INT64_MIN/MAX unbounded */
+	int64_t target_lo, target_hi;   /* the target offsets the restore wrote */
+	const struct kt_replay_layout_run *runs; /* ascending in both offsets */
+	size_t run_count;
+};
+
+struct kt_replay_layout {
+	char restore_id[64];
+	char snapshot_id[64];
+	int64_t from_time, to_time; /* the plan's time window; INT64_MIN/MAX unbounded */
+	size_t part_count;
+	struct kt_replay_layout_part *parts;
+	void *priv; /* the plan and offset map the strings and runs point into */
+};
+
+/* Loads the layout of a finished restore from its record (REPO/restores/ID,
+ * FILE.tar.restores/ID for an archive, or state_dir/ID): its plan and offset
+ * map (format/restore.md sections 2 and 4).  restore_id NULL or "latest"
+ * is the newest complete restore.  Refuses a restore that is not complete
+ * (KT_EUSAGE), one that did not keep partitions (KT_EUNSUPPORTED: with key
+ * or random partitioning a target partition mixes source partitions), and
+ * an absent one (KT_ENOTFOUND).  The caller frees it with
+ * kt_replay_layout_destroy(). */
+int kt_replay_layout_load(struct kt_replay_layout **out, const char *repo_path, const char *state_dir,
+			  const char *restore_id, char *errstr, size_t errstr_size);
+
+/* The part of a source partition, or NULL when the restore did not send it. */
+const struct kt_replay_layout_part *kt_replay_layout_find(const struct kt_replay_layout *layout,
+							  const char *source_topic, int32_t source_partition);
+
+/* NULL accepted. */
+void kt_replay_layout_destroy(struct kt_replay_layout *layout);
+
 #ifdef __cplusplus
 }
 #endif

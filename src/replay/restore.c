@@ -121,6 +121,10 @@ struct kt_replay {
 	struct kt_replay_checkpoint *ckpt;
 	struct kt_replay_omap *omap;
 	char dir[PATH_MAX]; /* restores/<id>, "" when nothing is recorded */
+	/* A finished restore of the same snapshot into a topic this one
+	 * writes: a new restore into non-empty targets would duplicate it. */
+	char dup_id[64];
+	char dup_topic[KT_STORE_MAX_TOPIC_LEN + 1];
 	int lock_fd;
 	int record; /* restore mode, not a dry run: keep the restore record */
 
@@ -1314,19 +1318,7 @@ static int build_targets(struct kt_replay *rp, char *errstr, size_t errstr_size)
 
 static int restores_dir(const struct kt_replay *rp, const char *id, char *buf, size_t size)
 {
-	const char *repo = kt_store_repo_path(rp->repo);
-	struct stat st;
-	int n;
-
-	/* An archive read in place cannot hold the record, so by default it
-	 * goes beside it; --state-dir puts it anywhere (a read-only repo). */
-	if (rp->opts.state_dir)
-		n = snprintf(buf, size, "%s%s%s", rp->opts.state_dir, id ? "/" : "", id ? id : "");
-	else if (stat(repo, &st) == 0 && S_ISREG(st.st_mode))
-		n = snprintf(buf, size, "%s.restores%s%s", repo, id ? "/" : "", id ? id : "");
-	else
-		n = snprintf(buf, size, "%s/restores%s%s", repo, id ? "/" : "", id ? id : "");
-	return n >= (int)size ? -ENAMETOOLONG : 0;
+	return kt_replay_restores_dir(kt_store_repo_path(rp->repo), rp->opts.state_dir, id, buf, size);
 }
 
 static int load_plan_file(const struct kt_replay *rp, const char *id, struct kt_replay_plan **out,
@@ -1397,11 +1389,50 @@ static int plans_overlap(const struct kt_replay_plan *a, const struct kt_replay_
 	return 0;
 }
 
+/* Whether [a_lo, a_hi) and [b_lo, b_hi) share a value. */
+static int ranges_meet(int64_t a_lo, int64_t a_hi, int64_t b_lo, int64_t b_hi)
+{
+	return a_lo < b_hi && b_lo < a_hi;
+}
+
+/* Whether two plans of the same snapshot may send some record twice: a
+ * source topic restored into the same target by both, a source partition
+ * both select, and offset and time windows that meet (a conservative
+ * test: windows that meet may still select disjoint records).  *topic
+ * gets the target topic. */
+static int plans_may_duplicate(const struct kt_replay_plan *a, const struct kt_replay_plan *b,
+			       const char **topic)
+{
+	if (strcmp(a->snapshot, b->snapshot) != 0 ||
+	    !ranges_meet(a->from_time, a->to_time, b->from_time, b->to_time))
+		return 0;
+	for (size_t i = 0; i < a->topic_count; i++) {
+		const struct kt_replay_plan_topic *ta = &a->topics[i];
+
+		for (size_t j = 0; j < b->topic_count; j++) {
+			const struct kt_replay_plan_topic *tb = &b->topics[j];
+
+			if (strcmp(ta->source, tb->source) != 0 || strcmp(ta->target, tb->target) != 0)
+				continue;
+			for (size_t x = 0; x < ta->part_count; x++)
+				for (size_t y = 0; y < tb->part_count; y++)
+					if (ta->parts[x].partition == tb->parts[y].partition &&
+					    ranges_meet(ta->parts[x].from_offset, ta->parts[x].to_offset,
+							tb->parts[y].from_offset, tb->parts[y].to_offset)) {
+						*topic = ta->target;
+						return 1;
+					}
+		}
+	}
+	return 0;
+}
+
 /* Looks through the earlier restores: the newest one with the plan's
  * fingerprint goes to found (else ""); an unfinished one with another
  * fingerprint that writes to the same topics goes to conflict (else ""),
- * with the topic in conflict_topic. */
-static int scan_restores(const struct kt_replay *rp, char *found, char *conflict,
+ * with the topic in conflict_topic; a finished one of the same snapshot
+ * that wrote to the same topics goes to rp->dup_id and rp->dup_topic. */
+static int scan_restores(struct kt_replay *rp, char *found, char *conflict,
 			 char *conflict_topic, size_t id_size, char *errstr, size_t errstr_size)
 {
 	char dir[PATH_MAX];
@@ -1429,9 +1460,15 @@ static int scan_restores(const struct kt_replay *rp, char *found, char *conflict
 		if (!strcmp(plan->fingerprint, rp->plan->fingerprint)) {
 			if (strcmp(de->d_name, found) > 0)
 				snprintf(found, id_size, "%s", de->d_name);
-		} else if (plans_overlap(plan, rp->plan, &topic) && !restore_complete(rp, de->d_name)) {
-			snprintf(conflict, id_size, "%s", de->d_name);
-			snprintf(conflict_topic, KT_STORE_MAX_TOPIC_LEN + 1, "%s", topic);
+		} else if (plans_overlap(plan, rp->plan, &topic)) {
+			if (!restore_complete(rp, de->d_name)) {
+				snprintf(conflict, id_size, "%s", de->d_name);
+				snprintf(conflict_topic, KT_STORE_MAX_TOPIC_LEN + 1, "%s", topic);
+			} else if (plans_may_duplicate(plan, rp->plan, &topic) &&
+				   strcmp(de->d_name, rp->dup_id) > 0) {
+				snprintf(rp->dup_id, sizeof(rp->dup_id), "%s", de->d_name);
+				snprintf(rp->dup_topic, sizeof(rp->dup_topic), "%s", topic);
+			}
 		}
 		kt_replay_plan_destroy(plan);
 	}
@@ -1546,9 +1583,18 @@ static int plan_bases(struct kt_replay *rp, int resumed, char *errstr, size_t er
 				return err;
 		}
 	}
-	/* A new restore appends after whatever the targets hold.  When that
-	 * is an earlier restore of the same data (another selection, say),
-	 * its records would be there twice: say so before sending. */
+	/* A new restore appends after whatever the targets hold.  When an
+	 * earlier restore of this snapshot wrote to these topics (another
+	 * selection, say), its records would be there twice: refuse unless
+	 * the operator asked for a new restore.  Empty targets (recreated
+	 * topics) are a clean second restore and go ahead. */
+	if (nonempty && !resumed && rp->dup_id[0] && rp->opts.mode == KT_REPLAY_MODE_RESTORE)
+		return kt_seterr(errstr, errstr_size, KT_EEXIST,
+				 "restore %s already wrote snapshot %s into %s on this cluster, and %zu target"
+				 " partition(s) hold records; restoring again would put them there twice."
+				 " Rerun that restore's exact command (or --resume %s) to check it, or pass"
+				 " --new to send the records again", rp->dup_id, rp->plan->snapshot,
+				 rp->dup_topic, nonempty, rp->dup_id);
 	if (nonempty && rp->opts.mode == KT_REPLAY_MODE_RESTORE)
 		kt_log(rp->opts.log, KT_LOG_WARN,
 		       "%zu target partition(s) (of %s, ...) already hold records; this new restore appends "

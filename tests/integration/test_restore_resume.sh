@@ -76,6 +76,21 @@ BOOTSTRAP=$DST kcat_dump orders >"$T/dst.dump"
 expect_same "$T/src.dump" "$T/dst.dump"
 pass "after SIGINT, SIGKILL and a rerun every record is in the target exactly once"
 
+# A second restore of the same snapshot with another selection would send
+# every record again after the first one's: refused, naming the finished
+# restore, until --new insists (--dry-run: nothing is sent either way).
+set +e
+"$KTAPE" restore -b "$DST" -r "$REPO" --no-progress --from-offset 1 >"$T/dup.out" 2>&1
+rc=$?
+set -e
+[ "$rc" -eq 1 ] && grep -q "restore $rid already wrote snapshot .* into orders on this cluster" "$T/dup.out" &&
+	grep -q -- "--new" "$T/dup.out" || fail "a duplicate restore of the same snapshot: exit $rc, $(cat "$T/dup.out")"
+BOOTSTRAP=$DST kcat_dump orders >"$T/dst2.dump"
+expect_same "$T/src.dump" "$T/dst2.dump"
+"$KTAPE" restore -b "$DST" -r "$REPO" --no-progress --from-offset 1 --new --dry-run >"$T/dupnew.out" 2>&1 ||
+	fail "--new did not override the refusal: $(cat "$T/dupnew.out")"
+pass "a second restore of the same snapshot into the filled topic is refused unless --new"
+
 # A delivery Kafka refuses for good stops the restore, naming the target
 # partition and the source offset, and the checkpoint says it failed.
 sandbox_ctl topic create failing:3 >/dev/null || fail "cannot create topic failing"
