@@ -2,6 +2,7 @@
  * round (metadata, watermarks, the parent snapshot), running the workers,
  * watching progress and stalls, and committing the snapshot. */
 #include "capture_priv.h"
+#include "workers_priv.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -171,6 +172,8 @@ int kt_capture_create(struct kt_capture **out, const struct kt_capture_opts *opt
 		return kt_seterr(errstr, errstr_size, KT_EUSAGE, "--interval must be positive");
 	if (opts->memory_budget < (8u << 20))
 		return kt_seterr(errstr, errstr_size, KT_EUSAGE, "memory budget below 8 MiB");
+	if (opts->workers_group && (err = cap_workers_check_opts(opts, errstr, errstr_size)) != 0)
+		return err;
 
 	cap = calloc(1, sizeof(*cap));
 	if (!cap)
@@ -191,6 +194,12 @@ int kt_capture_create(struct kt_capture **out, const struct kt_capture_opts *opt
 	if (cap->opts.threads > 256)
 		cap->opts.threads = 256;
 	cap->repo_path = strdup(opts->repo_path);
+	cap->opts.workers_group = NULL;
+	cap->workers_group = opts->workers_group ? strdup(opts->workers_group) : NULL;
+	if (opts->workers_group && !cap->workers_group) {
+		kt_capture_destroy(cap);
+		return kt_seterr(errstr, errstr_size, -ENOMEM, "out of memory");
+	}
 	cap->repo_mode = opts->repo_mode;
 	cap->brokers = opts->brokers ? strdup(opts->brokers) : NULL;
 	cap->prop_names = calloc(opts->property_count + 1, sizeof(char *));
@@ -332,6 +341,7 @@ void kt_capture_destroy(struct kt_capture *cap)
 	free(cap->brokers);
 	free(cap->source);
 	free(cap->repo_path);
+	free(cap->workers_group);
 	pthread_mutex_destroy(&cap->lock);
 	free(cap);
 }
@@ -411,6 +421,9 @@ static int consumer_create(struct kt_capture *cap, char *errstr, size_t errstr_s
 		err = conf_set(conf, defaults[i][0], defaults[i][1], errstr, errstr_size);
 	if (!err)
 		err = conf_set(conf, "queued.max.messages.kbytes", num, errstr, errstr_size);
+	/* A worker of a group joins it (workers.c); -X still has the last word. */
+	if (!err && cap->workers_group)
+		err = cap_workers_configure(cap, conf, errstr, errstr_size);
 	for (size_t i = 0; i < cap->property_count && !err; i++)
 		err = conf_set(conf, cap->prop_names[i], cap->prop_values[i], errstr, errstr_size);
 	if (!err && cap->opts.configure)
@@ -983,6 +996,8 @@ int kt_capture_run(struct kt_capture *cap, const struct kt_capture_summary **sum
 
 	if (summary)
 		*summary = &cap->summary;
+	if (cap->workers_group)
+		return cap_workers_run(cap, errstr, errstr_size);
 	cap->total_gap_offsets = 0;
 	err = consumer_create(cap, errstr, errstr_size);
 	if (err)
@@ -998,6 +1013,11 @@ int kt_capture_run(struct kt_capture *cap, const struct kt_capture_summary **sum
 	}
 	err = kt_store_repo_open(&cap->repo, cap->repo_path, KT_STORE_REPO_CREATE | KT_STORE_REPO_LOCK, cap->repo_mode,
 				 errstr, errstr_size);
+	if (err)
+		goto out;
+	/* A workers group shares the repository without the writer lock while
+	 * its plan is live (repository.md section 8.5): wait for it. */
+	err = cap_workers_refuse_live_plan(cap->repo, errstr, errstr_size);
 	if (err)
 		goto out;
 	err = kt_store_repo_load_snapshot(cap->repo, "latest", &cap->parent, errstr, errstr_size);
@@ -1055,4 +1075,32 @@ out:
 				 "interrupted: partial snapshot %s keeps what was complete; the next capture continues it",
 				 cap->summary.snapshot_id);
 	return 0;
+}
+
+/* ---- the planning steps a workers group's first worker shares (workers.c) ---- */
+
+int cap_consumer_create(struct kt_capture *cap, char *errstr, size_t errstr_size)
+{
+	return consumer_create(cap, errstr, errstr_size);
+}
+
+int cap_round_plan(struct kt_capture *cap, uint64_t *gap_count, uint64_t *gap_offsets,
+		   char *errstr, size_t errstr_size)
+{
+	int err;
+
+	topics_free(cap);
+	cap->round_started_ms = kt_wall_ms();
+	cap->round_started_ns = kt_now_ns();
+	err = load_topics(cap, errstr, errstr_size);
+	if (!err)
+		err = load_watermarks(cap, errstr, errstr_size);
+	if (!err)
+		err = plan_round(cap, gap_count, gap_offsets, errstr, errstr_size);
+	return err;
+}
+
+int cap_round_build_topics(struct kt_capture *cap, struct kt_store_snapshot *snap)
+{
+	return build_topics(cap, snap);
 }

@@ -138,6 +138,8 @@ struct kt_capture {
 	regex_t groups_regex;
 	int has_groups_regex;
 	struct kt_capture_opts opts; /* scalars and callbacks; pointers cleared */
+	char *workers_group;  /* --workers-group, or NULL (workers.c) */
+	struct cap_wrun *wrun; /* the workers run state while it runs */
 
 	volatile sig_atomic_t stop; /* set by kt_capture_stop() */
 	atomic_int abort;           /* a worker failed: stop everything */

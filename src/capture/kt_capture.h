@@ -132,6 +132,12 @@ struct kt_capture_opts {
 				   * (a quarter) and librdkafka's queues (a
 				   * quarter); default 128 MiB */
 
+	/* Non-NULL: capture as one worker of this Kafka consumer group, which
+	 * shares the partitions of one snapshot among many processes
+	 * (src/capture/workers.c, format/repository.md section 8).  1 to 200
+	 * characters of [A-Za-z0-9._-]; not with follow. */
+	const char *workers_group;
+
 	int follow;            /* commit a snapshot every interval_ms until stopped */
 	int64_t interval_ms;   /* default 60 s */
 

@@ -61,6 +61,10 @@ static void capture_usage(FILE *out)
 		"      --follow             commit a new snapshot every --interval until\n"
 		"                           SIGINT/SIGTERM, then commit what is complete\n"
 		"      --interval DUR       the --follow period, i.e. the RPO (default 60s)\n"
+		"      --workers-group NAME one worker of many (on any hosts) sharing one\n"
+		"                           snapshot: each joins the Kafka consumer group NAME\n"
+		"                           and captures the partitions it is assigned; run\n"
+		"                           every worker with the same options (docs/multi-host.md)\n"
 		"      --json               print a JSON summary on stdout at the end\n"
 		"      --stats-file PATH    write Prometheus textfile metrics (atomically)\n"
 		"      --progress/--no-progress  live progress line (default: on a terminal)\n"
@@ -361,7 +365,7 @@ int kt_cli_cmd_capture(int argc, char **argv)
 	enum {
 		OPT_EXCLUDE = 256, OPT_GROUP, OPT_GROUPS, OPT_SEGMENT_SIZE, OPT_BLOCK_SIZE, OPT_IO_BACKEND,
 		OPT_MEMORY, OPT_TIMEOUT, OPT_ADMIN_TIMEOUT, OPT_FOLLOW, OPT_INTERVAL, OPT_JSON, OPT_STATS,
-		OPT_PROGRESS, OPT_NO_PROGRESS, OPT_MODE,
+		OPT_PROGRESS, OPT_NO_PROGRESS, OPT_MODE, OPT_WORKERS_GROUP,
 	};
 	static const struct option opts[] = {
 		{ "brokers", required_argument, NULL, 'b' },
@@ -381,6 +385,7 @@ int kt_cli_cmd_capture(int argc, char **argv)
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 		{ "admin-timeout", required_argument, NULL, OPT_ADMIN_TIMEOUT },
 		{ "follow", no_argument, NULL, OPT_FOLLOW },
+		{ "workers-group", required_argument, NULL, OPT_WORKERS_GROUP },
 		{ "interval", required_argument, NULL, OPT_INTERVAL },
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "stats-file", required_argument, NULL, OPT_STATS },
@@ -522,6 +527,9 @@ int kt_cli_cmd_capture(int argc, char **argv)
 			break;
 		case OPT_FOLLOW:
 			copts.follow = 1;
+			break;
+		case OPT_WORKERS_GROUP:
+			copts.workers_group = optarg;
 			break;
 		case OPT_JSON:
 			json = 1;

@@ -497,6 +497,115 @@ int kt_store_repo_list_files(struct kt_store_repo *repo, const char *rel,
 int kt_store_repo_remove_file(struct kt_store_repo *repo, const char *rel,
 			      char *errstr, size_t errstr_size);
 
+/* ----------------------------------------------------------------------
+ * Capture plans of a workers group (format/repository.md section 8): the
+ * snapshot a group of `ktape capture --workers-group` processes is taking
+ * together, fixed once by the first of them, and the create-once progress
+ * records through which they share the work.  Encoding and layout live in
+ * plan.c; capture decides when to write what.
+ * ---------------------------------------------------------------------- */
+
+/* One partition the plan captures: offsets [from, end). */
+struct kt_store_plan_part {
+	char *topic;
+	int32_t partition;
+	int64_t from; /* first offset this snapshot fetches */
+	int64_t end;  /* exclusive end fixed by the plan */
+};
+
+struct kt_store_plan {
+	char id[64];         /* the snapshot id the plan commits */
+	char group[256];     /* the workers group (Kafka consumer group) */
+	int64_t created_ms;
+	char *creator;       /* "<host> <pid>" of the worker that made it */
+	/* The manifest without this snapshot's new segments: topics, configs,
+	 * group offsets, the parent's chains and gaps, end offsets.  Owned. */
+	struct kt_store_snapshot *manifest;
+	size_t part_count;
+	struct kt_store_plan_part *parts; /* in manifest order */
+};
+
+enum kt_store_plan_record_kind {
+	KT_PLAN_RECORD_SEGMENT = 0, /* a sealed segment covers [from, to) */
+	KT_PLAN_RECORD_EMPTY = 1,   /* Kafka served no record in [from, to) */
+	KT_PLAN_RECORD_GAP = 2,     /* retention deleted [from, to) first */
+};
+
+/* One progress record: the range [from, to) of plan part `part` done. */
+struct kt_store_plan_record {
+	size_t part;
+	int64_t from;
+	int64_t to;
+	int kind; /* enum kt_store_plan_record_kind */
+	struct kt_store_segref segment; /* KT_PLAN_RECORD_SEGMENT only; path owned */
+};
+
+/* A plan with no parts and an empty manifest; NULL when out of memory. */
+struct kt_store_plan *kt_store_plan_create(void);
+void kt_store_plan_destroy(struct kt_store_plan *plan);
+/* Appends a part (copies topic); -ENOMEM. */
+int kt_store_plan_add_part(struct kt_store_plan *plan, const char *topic, int32_t partition,
+			   int64_t from, int64_t end);
+
+/* JSON both ways, validated as repository.md section 8 says (naming the
+ * field at fault); to_json returns a malloc'd string the caller frees. */
+int kt_store_plan_to_json(const struct kt_store_plan *plan, char **out,
+			  char *errstr, size_t errstr_size);
+int kt_store_plan_from_json(const char *json, size_t len, struct kt_store_plan **out,
+			    char *errstr, size_t errstr_size);
+
+/* A fresh snapshot id (repository.md section 3) that sorts after every
+ * snapshot of the repository; id must hold 64 bytes. */
+int kt_store_plan_new_id(struct kt_store_repo *repo, char *id, char *errstr, size_t errstr_size);
+
+/* Writes plans/<id>.json create-once: KT_EEXIST when it exists. */
+int kt_store_plan_write(struct kt_store_repo *repo, const struct kt_store_plan *plan,
+			char *errstr, size_t errstr_size);
+/* The ids of the live plans, ascending (free with kt_store_strv_free()). */
+int kt_store_plan_list(struct kt_store_repo *repo, char ***ids, size_t *count,
+		       char *errstr, size_t errstr_size);
+/* Loads plans/<id>.json; KT_ENOTFOUND when absent. */
+int kt_store_plan_load(struct kt_store_repo *repo, const char *id, struct kt_store_plan **out,
+		       char *errstr, size_t errstr_size);
+/* Removes a plan: its progress records first, the plan last, so that a
+ * removal cut short leaves a plan that can be removed again. */
+int kt_store_plan_remove(struct kt_store_repo *repo, const char *id,
+			 char *errstr, size_t errstr_size);
+
+/* The progress records of one plan, as far as they were read.  Records are
+ * immutable once written, so refresh reads only names it has not seen. */
+struct kt_store_plan_progress;
+
+/* plan must outlive the progress. */
+int kt_store_plan_progress_create(struct kt_store_plan_progress **out,
+				  const struct kt_store_plan *plan);
+void kt_store_plan_progress_destroy(struct kt_store_plan_progress *progress);
+/* Reads the records written since the last refresh (by any process). */
+int kt_store_plan_progress_refresh(struct kt_store_repo *repo, struct kt_store_plan_progress *progress,
+				   char *errstr, size_t errstr_size);
+/* Where part's chain of records ends: the plan's from when nothing was
+ * recorded, its end (or beyond) once the part is complete. */
+int64_t kt_store_plan_progress_position(const struct kt_store_plan_progress *progress, size_t part);
+/* Parts whose chain has not reached their end. */
+size_t kt_store_plan_progress_remaining(const struct kt_store_plan_progress *progress);
+/* Records rec create-once as plans/<id>/<part>-<from>.json.  KT_EEXIST
+ * when a record for that part and from offset exists already: another
+ * worker recorded the range first, and rec must be discarded.  A record
+ * whose from is not the part's current position is refused (KT_ERANGE).
+ * On success rec's segment path is copied into the progress. */
+int kt_store_plan_progress_record(struct kt_store_repo *repo, struct kt_store_plan_progress *progress,
+				  const struct kt_store_plan_record *rec,
+				  char *errstr, size_t errstr_size);
+/* The snapshot manifest of a complete plan: the plan's manifest with each
+ * part's recorded segments and gaps appended, completed_ms set, kind full
+ * or incremental.  KT_ERANGE (naming a partition) while parts remain. */
+int kt_store_plan_build_manifest(const struct kt_store_plan_progress *progress, int64_t completed_ms,
+				 struct kt_store_snapshot **out, char *errstr, size_t errstr_size);
+/* Commits a manifest with create-once semantics as snapshots/<id>.json
+ * (no writer lock needed): KT_EEXIST when that snapshot exists. */
+int kt_store_plan_commit(struct kt_store_repo *repo, const struct kt_store_snapshot *snap,
+			 char *errstr, size_t errstr_size);
+
 /* ======================================================================
  * Scans: the records of one partition of a snapshot, across its segments,
  * restricted to an offset and time window through the indexes.
