@@ -297,6 +297,25 @@ int kt_store_repo_prune(struct kt_store_repo *repo,
 		if (err)
 			goto out;
 	}
+	{
+		/* The workers of a --workers-group capture write segments
+		 * without the writer lock, referenced only by their plan's
+		 * progress records until the snapshot commits, and the plan's
+		 * manifest names its parent (repository.md section 8.5): while
+		 * a plan is live, nothing may be deleted. */
+		char **plan_ids = NULL;
+		size_t plan_count = 0;
+
+		err = kt_store_plan_list(repo, &plan_ids, &plan_count, errstr, errstr_size);
+		if (!err && plan_count > 0)
+			err = kt_seterr(errstr, errstr_size, KT_ELOCKED,
+					"repository %s: a --workers-group capture of snapshot %s is unfinished "
+					"(plans/%s.json); prune once its workers have committed it",
+					kt_store_repo_path(repo), plan_ids[0], plan_ids[0]);
+		kt_store_strv_free(plan_ids, plan_count);
+		if (err)
+			goto out;
+	}
 	err = kt_store_repo_list_snapshots(repo, &ids, &id_count, errstr, errstr_size);
 	if (err)
 		goto out;
