@@ -846,7 +846,9 @@ static int watch_workers(struct kt_capture *cap, char *stuck, size_t stuck_size)
 	while (!cap_workers_finished(cap)) {
 		int64_t now;
 
-		rd_kafka_poll(cap->rk, 100);
+		/* Short polls: the round goes on (seals, commit) as soon as
+		 * the last worker returns, not up to 100 ms later. */
+		rd_kafka_poll(cap->rk, 10);
 		now = kt_now_ns();
 		progress_collect(cap, &progress, &position);
 		if (position != last_position) {

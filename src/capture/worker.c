@@ -26,6 +26,30 @@
  * nothing; a resumed partition continues after the last message taken). */
 #define CAP_RING (1u << 16)
 
+/* Threads that seal finished partitions.  A seal waits for the disk
+ * (fdatasync of the segment, then of its index and directory), and the
+ * partitions of a round tend to finish together at its end: sealed one
+ * after another by their worker, their flushes queued up behind each other
+ * while the worker stopped consuming.  Sealer threads let the worker go on
+ * with its other partitions and let the flushes overlap. */
+#define CAP_SEALERS 4
+
+/* The final seals of a round, shared by its workers.  A finished
+ * partition's writer moves to the queue (its worker no longer touches the
+ * partition), and a sealer seals it, or discards it once the round failed. */
+struct cap_sealer {
+	struct kt_capture *cap;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct cap_part **queue; /* a ring; each partition is queued at most once */
+	size_t size;
+	size_t head;
+	size_t count;
+	int closing; /* no more partitions will come */
+	pthread_t threads[CAP_SEALERS];
+	unsigned started;
+};
+
 struct cap_worker {
 	struct kt_capture *cap;
 	unsigned index;
@@ -49,6 +73,7 @@ struct cap_worker {
 	uint64_t high_bytes; /* pause above, resume below half */
 	int paused;
 	uint64_t pauses;     /* how often staging was full, for the debug log */
+	struct cap_sealer *sealer; /* shared by the round's workers; NULL: seal here */
 	rd_kafka_message_t *msgs[CAP_BATCH];
 };
 
@@ -71,8 +96,10 @@ static struct cap_part *lookup_part(struct cap_worker *w, const rd_kafka_message
 	return &topic->parts[msg->partition];
 }
 
-/* Seals the open segment of part and appends its reference. */
-static int seal_writer(struct cap_worker *w, struct cap_part *part)
+/* Seals the open segment of part and appends its reference.  Called by
+ * the partition's worker, or by a sealer once the worker is done with it;
+ * errstr is that thread's own. */
+static int seal_part(struct kt_capture *cap, struct cap_part *part, char *errstr, size_t errstr_size)
 {
 	struct kt_store_segment_info info;
 	struct kt_store_segref *ref;
@@ -81,22 +108,22 @@ static int seal_writer(struct cap_worker *w, struct cap_part *part)
 	if (!part->writer)
 		return 0;
 	if (part->seg_count == part->seg_cap) {
-		size_t cap = part->seg_cap ? part->seg_cap * 2 : 4;
-		struct kt_store_segref *grown = realloc(part->segs, cap * sizeof(*grown));
+		size_t size = part->seg_cap ? part->seg_cap * 2 : 4;
+		struct kt_store_segref *grown = realloc(part->segs, size * sizeof(*grown));
 
 		if (!grown) {
-			cap_fail(w->cap, -ENOMEM, "out of memory for the segment list of %s [%d]",
+			cap_fail(cap, -ENOMEM, "out of memory for the segment list of %s [%d]",
 				 part->topic->name, (int)part->partition);
 			return -ENOMEM;
 		}
 		part->segs = grown;
-		part->seg_cap = cap;
+		part->seg_cap = size;
 	}
-	err = kt_store_writer_seal(part->writer, &info, w->errstr, sizeof(w->errstr));
+	err = kt_store_writer_seal(part->writer, &info, errstr, errstr_size);
 	kt_store_writer_destroy(part->writer);
 	part->writer = NULL;
 	if (err) {
-		cap_fail(w->cap, err, "%s [%d]: %s", part->topic->name, (int)part->partition, w->errstr);
+		cap_fail(cap, err, "%s [%d]: %s", part->topic->name, (int)part->partition, errstr);
 		free(part->writer_rel);
 		part->writer_rel = NULL;
 		return err;
@@ -114,10 +141,113 @@ static int seal_writer(struct cap_worker *w, struct cap_part *part)
 	ref->file_size = info.file_size;
 	ref->checksum = info.checksum;
 	part->stored_bytes += info.file_size;
-	kt_log(w->cap->opts.log, KT_LOG_DEBUG, "%s [%d]: sealed %s: offsets %lld..%lld, %llu records",
+	kt_log(cap->opts.log, KT_LOG_DEBUG, "%s [%d]: sealed %s: offsets %lld..%lld, %llu records",
 	       part->topic->name, (int)part->partition, ref->path, (long long)info.first_offset,
 	       (long long)info.last_offset, (unsigned long long)info.record_count);
 	return 0;
+}
+
+/* Ends part's open segment: sealed, so that the snapshot (partial or
+ * not) can reference it, unless the round failed, after which nothing of
+ * it is kept. */
+static void finish_writer(struct kt_capture *cap, struct cap_part *part, char *errstr, size_t errstr_size)
+{
+	if (atomic_load(&cap->abort)) {
+		kt_store_writer_destroy(part->writer);
+		part->writer = NULL;
+		free(part->writer_rel);
+		part->writer_rel = NULL;
+	} else {
+		seal_part(cap, part, errstr, errstr_size);
+	}
+}
+
+static int seal_writer(struct cap_worker *w, struct cap_part *part)
+{
+	return seal_part(w->cap, part, w->errstr, sizeof(w->errstr));
+}
+
+/* Hands part's open segment to the sealers, or seals it here when there
+ * are none.  The worker must not touch part afterwards (it is done). */
+static void seal_later(struct cap_worker *w, struct cap_part *part)
+{
+	struct cap_sealer *s = w->sealer;
+
+	if (!part->writer)
+		return;
+	if (!s || !s->started) {
+		seal_writer(w, part);
+		return;
+	}
+	pthread_mutex_lock(&s->lock);
+	s->queue[(s->head + s->count++) % s->size] = part;
+	pthread_cond_signal(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void *sealer_main(void *arg)
+{
+	struct cap_sealer *s = arg;
+	struct kt_capture *cap = s->cap;
+	char errstr[512];
+
+	for (;;) {
+		struct cap_part *part;
+
+		pthread_mutex_lock(&s->lock);
+		while (s->count == 0 && !s->closing)
+			pthread_cond_wait(&s->cond, &s->lock);
+		if (s->count == 0) {
+			pthread_mutex_unlock(&s->lock);
+			return NULL;
+		}
+		part = s->queue[s->head];
+		s->head = (s->head + 1) % s->size;
+		s->count--;
+		pthread_mutex_unlock(&s->lock);
+		finish_writer(cap, part, errstr, sizeof(errstr));
+	}
+}
+
+/* Waits for every queued seal, then frees the sealers.  NULL accepted. */
+static void sealer_destroy(struct cap_sealer *s)
+{
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->lock);
+	s->closing = 1;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	for (unsigned i = 0; i < s->started; i++)
+		pthread_join(s->threads[i], NULL);
+	pthread_cond_destroy(&s->cond);
+	pthread_mutex_destroy(&s->lock);
+	free(s->queue);
+	free(s);
+}
+
+/* Starts up to CAP_SEALERS sealers for a round of active partitions.
+ * Without them (out of memory, no threads) the workers seal themselves,
+ * as they always did, so this cannot fail the round. */
+static struct cap_sealer *sealer_create(struct kt_capture *cap, size_t active)
+{
+	struct cap_sealer *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->cap = cap;
+	s->size = active;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->cond, NULL);
+	s->queue = calloc(active, sizeof(*s->queue));
+	if (!s->queue) {
+		sealer_destroy(s);
+		return NULL;
+	}
+	while (s->started < CAP_SEALERS && s->started < active &&
+	       pthread_create(&s->threads[s->started], NULL, sealer_main, s) == 0)
+		s->started++;
+	return s;
 }
 
 static int open_writer(struct cap_worker *w, struct cap_part *part, int64_t first_offset)
@@ -170,8 +300,8 @@ static void finish_part(struct cap_worker *w, struct cap_part *part)
 
 	if (part->done)
 		return;
-	seal_writer(w, part);
 	part->done = 1;
+	seal_later(w, part);
 	part->next = part->plan.end;
 	atomic_store_explicit(&part->pub_next, part->next, memory_order_relaxed);
 	atomic_store_explicit(&part->pub_done, 1, memory_order_release);
@@ -494,16 +624,10 @@ static void *worker_main(void *arg)
 		for (size_t p = 0; p < topic->part_count; p++) {
 			struct cap_part *part = &topic->parts[p];
 
-			if (part->worker != w->index || !part->writer)
+			/* A done partition's writer belongs to the sealers. */
+			if (part->worker != w->index || !part->writer || part->done)
 				continue;
-			if (atomic_load(&cap->abort)) {
-				kt_store_writer_destroy(part->writer);
-				part->writer = NULL;
-				free(part->writer_rel);
-				part->writer_rel = NULL;
-			} else {
-				seal_writer(w, part);
-			}
+			finish_writer(cap, part, w->errstr, sizeof(w->errstr));
 		}
 	}
 	atomic_store_explicit(&w->finished, 1, memory_order_release);
@@ -513,6 +637,7 @@ static void *worker_main(void *arg)
 int cap_workers_start(struct kt_capture *cap, char *errstr, size_t errstr_size)
 {
 	rd_kafka_topic_partition_list_t *assignment = NULL;
+	struct cap_sealer *sealer;
 	rd_kafka_resp_err_t rerr;
 	size_t active = 0;
 	unsigned count;
@@ -544,11 +669,13 @@ int cap_workers_start(struct kt_capture *cap, char *errstr, size_t errstr_size)
 	if (!cap->workers)
 		return kt_seterr(errstr, errstr_size, -ENOMEM, "out of memory for %u workers", count);
 	cap->worker_count = count;
+	sealer = sealer_create(cap, active);
 	for (unsigned i = 0; i < count; i++) {
 		struct cap_worker *w = &cap->workers[i];
 
 		w->cap = cap;
 		w->index = i;
+		w->sealer = sealer;
 		w->rkqu = rd_kafka_queue_new(cap->rk);
 		w->ring = malloc(CAP_RING * sizeof(*w->ring));
 		w->parts = calloc(active, sizeof(*w->parts));
@@ -647,6 +774,9 @@ void cap_workers_join(struct kt_capture *cap)
 	for (unsigned i = 0; i < cap->worker_count; i++)
 		if (cap->workers[i].started)
 			pthread_join(cap->workers[i].thread, NULL);
+	/* The seals the workers queued complete before the round goes on. */
+	if (cap->worker_count)
+		sealer_destroy(cap->workers[0].sealer);
 	/* Stop fetching, then detach the partition queues from the workers'
 	 * and drop whatever was prefetched beyond the round. */
 	rd_kafka_assign(cap->rk, NULL);
