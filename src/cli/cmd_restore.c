@@ -75,7 +75,14 @@ static void usage(FILE *out)
 		"                             the same snapshot filled them (duplicates them)\n"
 		"      --state-dir DIR        keep the restore record in DIR instead of\n"
 		"                             REPO/restores (FILE.tar.restores for an archive);\n"
-		"                             needed for a read-only repository\n"
+		"                             needed for a read-only repository and for\n"
+		"                             one on object storage (s3://)\n"
+		"      --workers-group NAME   one worker of many (on any hosts) sharing the\n"
+		"                             snapshot's partitions through the Kafka consumer\n"
+		"                             group NAME over the target topics, which must\n"
+		"                             exist; each partition is its own resumable\n"
+		"                             restore. Run every worker with the same options\n"
+		"                             and --snapshot ID (docs/multi-host.md)\n"
 		"\n"
 		"Consumer groups:\n"
 		"      --group NAME           set group NAME's captured offsets on the target,\n"
@@ -105,6 +112,7 @@ enum {
 	OPT_RESUME,
 	OPT_NEW,
 	OPT_STATE_DIR,
+	OPT_WORKERS_GROUP,
 	OPT_DRY_RUN,
 	OPT_JSON,
 	OPT_STATS_FILE,
@@ -224,6 +232,49 @@ static void print_summary(const struct kt_replay_summary *s, const char *brokers
 	print_groups(s, dry_run);
 }
 
+static struct kt_replay_workers *volatile running_workers;
+
+static void on_workers_signal(int sig)
+{
+	(void)sig;
+	if (running_workers)
+		kt_replay_workers_stop(running_workers);
+}
+
+/* restore --workers-group: this process is one of the workers sharing the
+ * snapshot's partitions (src/replay/workers.c). */
+static int run_workers(struct kt_replay_opts *opts, const char *group)
+{
+	struct kt_replay_workers *workers = NULL;
+	const struct kt_replay_workers_summary *s;
+	char errstr[1024];
+	int err;
+
+	opts->progress = NULL;
+	err = kt_replay_workers_create(&workers, opts, group, errstr, sizeof(errstr));
+	if (err) {
+		kt_cli_error(CMD, "%s", errstr);
+		return err == KT_EUSAGE ? kt_cli_usage_error(CMD) : kt_cli_exit_for(err);
+	}
+	running_workers = workers;
+	signal(SIGINT, on_workers_signal);
+	signal(SIGTERM, on_workers_signal);
+	err = kt_replay_workers_run(workers, errstr, sizeof(errstr));
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	running_workers = NULL;
+	s = kt_replay_workers_summary(workers);
+	if (err)
+		kt_cli_error(CMD, "%s", errstr);
+	else
+		printf("snapshot %s: all %" PRIu64 " partitions restored by workers group %s; this worker restored %"
+		       PRIu64 " (%" PRIu64 " records sent, %" PRIu64 " found already there, %" PRIu64
+		       " group offsets committed)\n", s->snapshot_id, s->partitions, group, s->partitions_run,
+		       s->records_sent, s->records_skipped, s->group_commits);
+	kt_replay_workers_destroy(workers);
+	return err ? kt_cli_exit_for(err) : s->gaps ? KT_EXIT_GAP : KT_EXIT_OK;
+}
+
 int kt_cli_cmd_restore(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -249,6 +300,7 @@ int kt_cli_cmd_restore(int argc, char **argv)
 		{ "resume", required_argument, NULL, OPT_RESUME },
 		{ "new", no_argument, NULL, OPT_NEW },
 		{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
+		{ "workers-group", required_argument, NULL, OPT_WORKERS_GROUP },
 		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "stats-file", required_argument, NULL, OPT_STATS_FILE },
@@ -263,6 +315,7 @@ int kt_cli_cmd_restore(int argc, char **argv)
 	struct kt_sandbox_kconf *kconf = NULL;
 	struct restore_view view = { .progress = -1 };
 	int json = 0, c, idx, rc = KT_EXIT_USAGE, err;
+	const char *workers_group = NULL;
 	char errstr[1024];
 
 	kt_replay_opts_init(&opts, KT_REPLAY_MODE_RESTORE);
@@ -308,6 +361,9 @@ int kt_cli_cmd_restore(int argc, char **argv)
 		case OPT_STATE_DIR:
 			opts.state_dir = optarg;
 			break;
+		case OPT_WORKERS_GROUP:
+			workers_group = optarg;
+			break;
 		case OPT_DRY_RUN:
 			opts.dry_run = 1;
 			break;
@@ -346,12 +402,29 @@ int kt_cli_cmd_restore(int argc, char **argv)
 		kt_cli_error(CMD, "%s is required", !opts.repo_path ? "--repo" : "--brokers");
 		goto usage;
 	}
+	/* A repository on object storage keeps no restore records
+	 * (docs/object-storage.md): they need a local directory. */
+	if (!opts.state_dir && strncmp(opts.repo_path, "s3://", 5) == 0) {
+		kt_cli_error(CMD, "repository %s is on object storage, which keeps no restore records: "
+			     "give --state-dir DIR, a local directory for this restore's record "
+			     "(rerun with the same DIR to resume)", opts.repo_path);
+		rc = KT_EXIT_USAGE;
+		goto out;
+	}
 	opts.conf_apply = apply_kconf;
 	opts.conf_opaque = kconf;
 	if (view.progress < 0)
 		view.progress = isatty(STDERR_FILENO) && kt_cli_verbosity >= KT_LOG_INFO && !json;
 	opts.progress = on_progress;
 	opts.progress_opaque = &view;
+	if (workers_group) {
+		if (json || view.stats_file) {
+			kt_cli_error(CMD, "--json and --stats-file are not supported with --workers-group");
+			goto usage;
+		}
+		rc = run_workers(&opts, workers_group);
+		goto out;
+	}
 
 	err = kt_replay_create(&rp, &opts, errstr, sizeof(errstr));
 	if (err) {

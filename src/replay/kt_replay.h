@@ -156,6 +156,10 @@ struct kt_replay_opts {
 	size_t group_count;
 	const char *group_regex;         /* or a POSIX extended regex; NULL */
 	int dry_run; /* send and commit nothing; predict the offsets */
+	/* >= 0: only this source partition of each selected topic (one
+	 * partition's share of `ktape restore --workers-group`, src/replay/
+	 * workers.c); -1 (the default): every partition. */
+	int32_t only_partition;
 
 	int timeout_ms;              /* broker round trips; default 10000 */
 	int progress_interval_ms;    /* default 500 */
@@ -249,6 +253,40 @@ char *kt_replay_summary_json(const struct kt_replay_summary *summary, int mode);
 char *kt_replay_summary_prometheus(const struct kt_replay_summary *summary, int mode);
 
 void kt_replay_destroy(struct kt_replay *rp);
+
+/* ---- restore --workers-group (src/replay/workers.c, format/restore.md
+ * section 8): the partitions of one snapshot shared among processes on
+ * any hosts by a Kafka consumer group over the target topics.  Each source
+ * partition is restored by its own restore (opts with only_partition) with
+ * its own restore record, by whichever worker the group assigns its target
+ * partition to. */
+
+struct kt_replay_workers_summary {
+	char snapshot_id[64];
+	uint64_t partitions;          /* source partitions the restore covers */
+	uint64_t partitions_run;      /* restores this worker ran to completion */
+	uint64_t records_sent;        /* by this worker */
+	uint64_t records_skipped;     /* found in the target on resume, by this worker */
+	uint64_t gaps;
+	uint64_t group_commits;       /* group offsets committed by this worker */
+};
+
+struct kt_replay_workers;
+
+/* Checks the options (restore mode, preserve partitioning, no --resume,
+ * --new or --dry-run; group 1 to 200 characters of [A-Za-z0-9._-]) and
+ * copies group; opts must outlive the workers.  KT_EUSAGE with a sentence. */
+int kt_replay_workers_create(struct kt_replay_workers **out, const struct kt_replay_opts *opts,
+			     const char *group, char *errstr, size_t errstr_size);
+/* Joins the group and restores the partitions assigned to this worker
+ * until every partition of the snapshot is restored (by any worker).
+ * Returns 0, KT_EINTERRUPTED after kt_replay_workers_stop(), or the first
+ * error, with a sentence. */
+int kt_replay_workers_run(struct kt_replay_workers *workers, char *errstr, size_t errstr_size);
+/* Async-signal-safe: the partition in flight stops cleanly (resumable). */
+void kt_replay_workers_stop(struct kt_replay_workers *workers);
+const struct kt_replay_workers_summary *kt_replay_workers_summary(const struct kt_replay_workers *workers);
+void kt_replay_workers_destroy(struct kt_replay_workers *workers);
 
 /* ---- where a finished restore put each record (src/replay/layout.c) ---- */
 

@@ -177,6 +177,7 @@ void kt_replay_opts_init(struct kt_replay_opts *opts, int mode)
 	opts->create_topics = 1;
 	opts->timeout_ms = 10000;
 	opts->progress_interval_ms = 500;
+	opts->only_partition = -1;
 }
 
 int kt_replay_parse_offset_bound(char *text, struct kt_replay_offset_bound *bound,
@@ -1190,6 +1191,10 @@ static int plan_from_opts(struct kt_replay *rp, char *errstr, size_t errstr_size
 		}
 		for (size_t j = 0; j < st->n_partitions; j++) {
 			int32_t p = st->partitions[j].partition;
+
+			/* One partition's share of a restore --workers-group. */
+			if (rp->opts.only_partition >= 0 && p != rp->opts.only_partition)
+				continue;
 			int64_t from = pick_bound(rp->opts.from_offsets, rp->opts.from_offset_count,
 						  st->name, p, KT_REPLAY_NO_BOUND_LO);
 			int64_t to = pick_bound(rp->opts.to_offsets, rp->opts.to_offset_count,
@@ -1368,7 +1373,23 @@ static int restore_complete(const struct kt_replay *rp, const char *id)
 	return done;
 }
 
-/* Whether two plans send to a common target topic of the same cluster. */
+/* Whether two plans' topics may write to a common target partition: with
+ * both preserving partitions, only when they share a source partition
+ * (restore --workers-group runs one restore per partition); otherwise
+ * any partition may receive any record. */
+static int plans_share_partition(const struct kt_replay_plan *a, const struct kt_replay_plan_topic *ta,
+				 const struct kt_replay_plan *b, const struct kt_replay_plan_topic *tb)
+{
+	if (a->partitioning != KT_REPLAY_PART_PRESERVE || b->partitioning != KT_REPLAY_PART_PRESERVE)
+		return 1;
+	for (size_t x = 0; x < ta->part_count; x++)
+		for (size_t y = 0; y < tb->part_count; y++)
+			if (ta->parts[x].partition == tb->parts[y].partition)
+				return 1;
+	return 0;
+}
+
+/* Whether two plans send to a common target partition of the same cluster. */
 static int plans_overlap(const struct kt_replay_plan *a, const struct kt_replay_plan *b,
 			 const char **topic)
 {
@@ -1380,7 +1401,8 @@ static int plans_overlap(const struct kt_replay_plan *a, const struct kt_replay_
 		return 0;
 	for (size_t i = 0; i < a->topic_count; i++) {
 		for (size_t j = 0; j < b->topic_count; j++) {
-			if (!strcmp(a->topics[i].target, b->topics[j].target)) {
+			if (!strcmp(a->topics[i].target, b->topics[j].target) &&
+			    plans_share_partition(a, &a->topics[i], b, &b->topics[j])) {
 				*topic = a->topics[i].target;
 				return 1;
 			}
