@@ -171,6 +171,30 @@ static int grow_buffer(uint8_t **buf, size_t *cap, size_t need)
 	return 0;
 }
 
+/* Raw block buffers keep room for a block header in front of the records,
+ * so that a block stored as is goes to the file straight from them, in one
+ * write, without a copy into an output slot.  These grow and free such a
+ * buffer by its records' address; cap counts the records' room only. */
+static int grow_raw(uint8_t **raw, size_t *cap, size_t need)
+{
+	uint8_t *base = *raw ? *raw - KT_SEG_BLOCK_HEADER_SIZE : NULL;
+	size_t base_cap = *raw ? *cap + KT_SEG_BLOCK_HEADER_SIZE : 0;
+
+	if (*raw && need <= *cap)
+		return 0;
+	if (grow_buffer(&base, &base_cap, need + KT_SEG_BLOCK_HEADER_SIZE) < 0)
+		return -ENOMEM;
+	*raw = base + KT_SEG_BLOCK_HEADER_SIZE;
+	*cap = base_cap - KT_SEG_BLOCK_HEADER_SIZE;
+	return 0;
+}
+
+static void free_raw(uint8_t *raw)
+{
+	if (raw)
+		free(raw - KT_SEG_BLOCK_HEADER_SIZE);
+}
+
 static void *writer_worker(void *arg);
 static void stop_worker(struct kt_store_writer *writer);
 
@@ -232,8 +256,8 @@ int kt_store_writer_create(struct kt_store_writer **out, const char *path,
 		goto fail;
 	}
 	for (int i = 0; i < 2; i++) {
-		if (grow_buffer(&writer->fill[i].raw, &writer->fill[i].raw_cap,
-				opts->block_size + 64) < 0) {
+		if (grow_raw(&writer->fill[i].raw, &writer->fill[i].raw_cap,
+			     opts->block_size + 64) < 0) {
 			err = kt_seterr(errstr, errstr_size, -ENOMEM,
 					"segment %s: out of memory for a %zu-byte block", path,
 					opts->block_size);
@@ -310,7 +334,7 @@ static int rebase_block(struct kt_store_writer *writer, struct writer_block *blk
 		const uint8_t *p = blk->raw, *end = blk->raw + blk->raw_len;
 		uint8_t *o;
 
-		if (pass == 1 && grow_buffer(&writer->spare, &writer->spare_cap, need) < 0)
+		if (pass == 1 && grow_raw(&writer->spare, &writer->spare_cap, need) < 0)
 			return -ENOMEM;
 		o = writer->spare;
 		while (p < end) {
@@ -377,14 +401,36 @@ static int free_slot(struct kt_store_writer *writer, unsigned *slot,
 	}
 }
 
+/* Waits until the write tagged want has completed, freeing the slots of
+ * the writes that complete meanwhile.  Worker only. */
+static int wait_write(struct kt_store_writer *writer, uint64_t want, char *errstr,
+		      size_t errstr_size)
+{
+	for (;;) {
+		uint64_t tag;
+		int err = kt_io_wait_one(writer->io, &tag, errstr, errstr_size);
+
+		if (err)
+			return err;
+		if (tag < writer->slot_count)
+			writer->slots[tag].busy = 0;
+		if (tag == want)
+			return 0;
+	}
+}
+
 /* Compresses, checksums and queues one block.  Worker only. */
 static int flush_block(struct kt_store_writer *writer, struct writer_block *wb,
 		       char *errstr, size_t errstr_size)
 {
+	/* The tag of a block written from its raw buffer: past the slots,
+	 * the file header's and the trailer's. */
+	const uint64_t raw_tag = writer->slot_count + 2;
 	struct kt_store_block_info *blk;
-	struct writer_slot *slot;
+	struct writer_slot *slot = NULL;
 	unsigned si = 0;
 	size_t bound, stored;
+	uint8_t *out;
 	int codec = writer->opts.codec;
 	int err;
 
@@ -402,18 +448,20 @@ static int flush_block(struct kt_store_writer *writer, struct writer_block *wb,
 		writer->blocks = nb;
 		writer->block_cap = ncap;
 	}
-	err = free_slot(writer, &si, errstr, errstr_size);
-	if (err)
-		return err;
-	slot = &writer->slots[si];
-	bound = codec == KT_CODEC_ZSTD ? ZSTD_compressBound(wb->raw_len) : wb->raw_len;
-	if (grow_buffer(&slot->buf, &slot->cap, KT_SEG_BLOCK_HEADER_SIZE + bound) < 0)
-		return kt_seterr(errstr, errstr_size, -ENOMEM,
-				 "segment %s: out of memory for block %zu", writer->path,
-				 writer->block_count);
 	stored = wb->raw_len;
 	if (codec == KT_CODEC_ZSTD) {
-		size_t n = ZSTD_compress2(writer->cctx, slot->buf + KT_SEG_BLOCK_HEADER_SIZE,
+		size_t n;
+
+		err = free_slot(writer, &si, errstr, errstr_size);
+		if (err)
+			return err;
+		slot = &writer->slots[si];
+		bound = ZSTD_compressBound(wb->raw_len);
+		if (grow_buffer(&slot->buf, &slot->cap, KT_SEG_BLOCK_HEADER_SIZE + bound) < 0)
+			return kt_seterr(errstr, errstr_size, -ENOMEM,
+					 "segment %s: out of memory for block %zu", writer->path,
+					 writer->block_count);
+		n = ZSTD_compress2(writer->cctx, slot->buf + KT_SEG_BLOCK_HEADER_SIZE,
 					  slot->cap - KT_SEG_BLOCK_HEADER_SIZE,
 					  wb->raw, wb->raw_len);
 		if (ZSTD_isError(n))
@@ -428,8 +476,9 @@ static int flush_block(struct kt_store_writer *writer, struct writer_block *wb,
 		else
 			codec = KT_CODEC_NONE;
 	}
-	if (codec == KT_CODEC_NONE)
-		memcpy(slot->buf + KT_SEG_BLOCK_HEADER_SIZE, wb->raw, wb->raw_len);
+	/* A block stored as is goes out from the raw buffer itself (see
+	 * grow_raw()); the write must end before the buffer is handed back. */
+	out = codec == KT_CODEC_NONE ? wb->raw - KT_SEG_BLOCK_HEADER_SIZE : slot->buf;
 
 	blk = &writer->blocks[writer->block_count];
 	blk->file_offset = writer->file_pos;
@@ -441,14 +490,21 @@ static int flush_block(struct kt_store_writer *writer, struct writer_block *wb,
 	blk->last_offset = wb->last;
 	blk->min_ts = wb->min_ts;
 	blk->max_ts = wb->max_ts;
-	blk->checksum = kt_seg_checksum(slot->buf + KT_SEG_BLOCK_HEADER_SIZE, stored);
-	kt_seg_block_header_pack(slot->buf, blk);
+	blk->checksum = kt_seg_checksum(out + KT_SEG_BLOCK_HEADER_SIZE, stored);
+	kt_seg_block_header_pack(out, blk);
 
-	err = kt_io_submit_write(writer->io, slot->buf, KT_SEG_BLOCK_HEADER_SIZE + stored,
-				 writer->file_pos, si, errstr, errstr_size);
+	err = kt_io_submit_write(writer->io, out, KT_SEG_BLOCK_HEADER_SIZE + stored,
+				 writer->file_pos, codec == KT_CODEC_NONE ? raw_tag : si,
+				 errstr, errstr_size);
 	if (err)
 		return err;
-	slot->busy = 1;
+	if (codec == KT_CODEC_NONE) {
+		err = wait_write(writer, raw_tag, errstr, errstr_size);
+		if (err)
+			return err;
+	} else {
+		slot->busy = 1;
+	}
 	writer->block_count++;
 	writer->file_pos += KT_SEG_BLOCK_HEADER_SIZE + stored;
 	return 0;
@@ -619,7 +675,7 @@ int kt_store_writer_append(struct kt_store_writer *writer, const struct kt_recor
 		wb = &writer->fill[writer->cur];
 	}
 	if (wb->raw_len + total > wb->raw_cap &&
-	    grow_buffer(&wb->raw, &wb->raw_cap, wb->raw_len + total) < 0) {
+	    grow_raw(&wb->raw, &wb->raw_cap, wb->raw_len + total) < 0) {
 		char msg[512];
 		snprintf(msg, sizeof(msg), "segment %s: out of memory for a %zu-byte record "
 			 "at offset %lld", writer->path, total, (long long)rec->offset);
@@ -793,9 +849,9 @@ void kt_store_writer_destroy(struct kt_store_writer *writer)
 	free(writer->slots);
 	free(writer->trailer);
 	free(writer->blocks);
-	free(writer->fill[0].raw);
-	free(writer->fill[1].raw);
-	free(writer->spare);
+	free_raw(writer->fill[0].raw);
+	free_raw(writer->fill[1].raw);
+	free_raw(writer->spare);
 	ZSTD_freeCCtx(writer->cctx);
 	pthread_cond_destroy(&writer->cond);
 	pthread_mutex_destroy(&writer->lock);
