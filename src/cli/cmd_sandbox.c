@@ -167,6 +167,9 @@ static int add_snapshot_topics(struct topic_list *list, const char *text, int br
 	}
 	if (stat(path, &st) != 0) {
 		char *colon = strrchr(path, ':');
+		/* The colon of an s3:// scheme never starts an id. */
+		if (colon && strncmp(path, "s3://", 5) == 0 && colon < path + 5)
+			colon = NULL;
 		if (colon) {
 			*colon = '\0';
 			id = colon + 1;

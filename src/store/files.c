@@ -6,6 +6,7 @@
  */
 #include "kt_store.h"
 #include "repo_priv.h"
+#include "s3_repo_priv.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -59,6 +60,13 @@ int kt_store_read_whole_file(const char *path, size_t max, char **out, size_t *o
 
 	*out = NULL;
 	*out_len = 0;
+	if (kt_s3_url_is_s3(path)) {
+		err = kt_s3_url_read(path, max, out, out_len, errstr, errstr_size);
+		if (err == -EFBIG)
+			err = kt_seterr(errstr, errstr_size, KT_ECORRUPT,
+					"%s: more than the %zu bytes a valid file can hold", path, max);
+		return err;
+	}
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return kt_seterr(errstr, errstr_size, errno == ENOENT ? KT_ENOTFOUND : -errno,
@@ -197,6 +205,9 @@ int kt_store_repo_write_file(struct kt_store_repo *repo, const char *rel,
 		return err;
 	if (kt_store_repo_tar(repo))
 		return refuse_archive(repo, "write", rel, errstr, errstr_size);
+	/* An object appears whole or not at all: no temp name, no parents. */
+	if (kt_s3_url_is_s3(abs))
+		return kt_s3_url_write(abs, buf, len, (flags & KT_STORE_PUT_IF_ABSENT) != 0, errstr, errstr_size);
 	err = make_parents(repo, abs, errstr, errstr_size);
 	if (err)
 		return err;
@@ -208,6 +219,39 @@ int kt_store_repo_write_file(struct kt_store_repo *repo, const char *rel,
 static int cmp_asc(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The objects directly "inside" the directory URL dir: keys under dir/
+ * with no further '/'.  S3 lists keys in byte order, which is strcmp's. */
+static int list_objects(const char *dir, char ***names, size_t *count, char *errstr, size_t errstr_size)
+{
+	char prefix[PATH_MAX];
+	struct kt_s3_listed *objs = NULL;
+	size_t n_objs = 0, n = 0;
+	char **v = NULL;
+	int err;
+
+	if (snprintf(prefix, sizeof(prefix), "%s/", dir) >= (int)sizeof(prefix))
+		return kt_seterr(errstr, errstr_size, -ENAMETOOLONG, "%s: URL too long", dir);
+	err = kt_s3_url_list(prefix, &objs, &n_objs, errstr, errstr_size);
+	if (err)
+		return err;
+	v = calloc(n_objs ? n_objs : 1, sizeof(*v));
+	if (!v) {
+		err = kt_seterr(errstr, errstr_size, -ENOMEM, "%s: out of memory listing objects", dir);
+		goto out;
+	}
+	for (size_t i = 0; i < n_objs; i++) {
+		if (strchr(objs[i].rel, '/') || objs[i].rel[0] == '.' || is_temp_name(objs[i].rel))
+			continue;
+		v[n++] = objs[i].rel;
+		objs[i].rel = NULL;
+	}
+	*names = v;
+	*count = n;
+out:
+	kt_s3_listed_free(objs, n_objs);
+	return err;
 }
 
 int kt_store_repo_list_files(struct kt_store_repo *repo, const char *rel,
@@ -227,6 +271,8 @@ int kt_store_repo_list_files(struct kt_store_repo *repo, const char *rel,
 		return err;
 	if (kt_store_repo_tar(repo))
 		return 0;
+	if (kt_s3_url_is_s3(abs))
+		return list_objects(abs, names, count, errstr, errstr_size);
 	dir = opendir(abs);
 	if (!dir) {
 		if (errno == ENOENT)
@@ -273,6 +319,8 @@ int kt_store_repo_remove_file(struct kt_store_repo *repo, const char *rel,
 		return err;
 	if (kt_store_repo_tar(repo))
 		return refuse_archive(repo, "remove", rel, errstr, errstr_size);
+	if (kt_s3_url_is_s3(abs))
+		return kt_s3_url_remove(abs, errstr, errstr_size);
 	if (unlink(abs) < 0) {
 		if (errno == ENOENT)
 			return 0;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "kt_store.h"
+#include "s3_repo_priv.h"
 #include "segment_format.h"
 
 size_t kt_seg_index_size(size_t n)
@@ -56,6 +57,16 @@ static int read_whole(const char *path, uint8_t **data, size_t *len, size_t max)
 	int fd, err = 0;
 
 	*data = NULL;
+	if (kt_s3_url_is_s3(path)) {
+		/* The bound (the index of the blocks the seek table lists) is
+		 * what keeps a hostile store from making us allocate without
+		 * limit (format/object-storage.md section 5). */
+		char *text = NULL;
+
+		err = kt_s3_url_read(path, max, &text, len, NULL, 0);
+		*data = (uint8_t *)text;
+		return err == KT_ENOTFOUND ? -ENOENT : err;
+	}
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -216,8 +227,11 @@ int kt_seg_index_write(const char *segment_path, const struct kt_store_block_inf
 		return kt_seterr(errstr, errstr_size, -ENOMEM,
 				 "index %s: out of memory for %zu blocks", ipath, n);
 	kt_seg_index_pack(buf, blocks, n, segment_file_size, segment_checksum);
-	err = kt_write_file_atomic(ipath, buf, len, file_mode ? file_mode : 0600,
-				   errstr, errstr_size);
+	if (kt_s3_url_is_s3(ipath))
+		err = kt_s3_url_write(ipath, buf, len, 0, errstr, errstr_size);
+	else
+		err = kt_write_file_atomic(ipath, buf, len, file_mode ? file_mode : 0600,
+					   errstr, errstr_size);
 	free(buf);
 	return err;
 }

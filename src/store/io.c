@@ -20,12 +20,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "io_backend_priv.h"
 #include "kt_store.h"
+#include "s3_priv.h"
 
 /* Linux transfers at most 0x7ffff000 bytes per write; asking for 1 GiB at a
  * time keeps every request well inside that and inside io_uring's 32-bit
@@ -44,6 +46,7 @@ struct kt_io_done {
 	size_t len;
 	size_t written;
 	int err;
+	char msg[512]; /* S3 back end: the failure as the store answered it */
 };
 
 struct kt_io {
@@ -54,9 +57,17 @@ struct kt_io {
 	unsigned inflight;
 	int broken;    /* a ring failure left writes we can no longer reap */
 	struct kt_io_uring *ring;  /* io_uring back end only; owned */
-	struct kt_io_done *done;   /* pwrite back end: depth entries, a FIFO */
+	struct kt_io_done *done;   /* pwrite and S3 back ends: depth entries, a FIFO */
 	unsigned done_head;
+	struct kt_io_s3 *s3;       /* S3 back end only; owned */
+	int s3_open;               /* S3: not yet closed */
 };
+
+/* Open for writes: a file descriptor, or an upload not yet sealed. */
+static int io_is_open(const struct kt_io *io)
+{
+	return io->s3 ? io->s3_open : io->fd >= 0;
+}
 
 /* UINT64_MAX means unlimited.  Atomic so that a writer thread and the test
  * that armed the hook do not race on it, although the hook is meant for
@@ -98,6 +109,8 @@ const char *kt_store_io_backend_name(int backend)
 		return "io_uring";
 	case KT_IO_PWRITE:
 		return "pwrite";
+	case KT_IO_S3:
+		return "s3";
 	default:
 		return "unknown";
 	}
@@ -137,6 +150,24 @@ int kt_io_open(struct kt_io **out, const char *path, int backend, unsigned mode,
 	if (!io->path) {
 		err = kt_seterr(errstr, errstr_size, -ENOMEM, "out of memory opening %s", path);
 		goto fail;
+	}
+
+	/* An object URL picks the object-storage back end whatever was
+	 * asked: a bucket has no io_uring.  Writes complete at submission, so
+	 * completions queue in the same FIFO as pwrite's. */
+	if (kt_s3_url_is_s3(path)) {
+		io->backend = KT_IO_S3;
+		io->done = calloc(depth, sizeof(*io->done));
+		if (!io->done) {
+			err = kt_seterr(errstr, errstr_size, -ENOMEM, "out of memory opening %s", path);
+			goto fail;
+		}
+		err = kt_io_s3_create(&io->s3, path, errstr, errstr_size);
+		if (err)
+			goto fail;
+		io->s3_open = 1;
+		*out = io;
+		return 0;
 	}
 
 	/* The ring is set up before the file is created, so that a refused
@@ -232,7 +263,7 @@ int kt_io_submit_write(struct kt_io *io, const void *buf, size_t len,
 	struct kt_io_done *d;
 	int err;
 
-	if (io->fd < 0 || io->broken)
+	if (!io_is_open(io) || io->broken)
 		return kt_seterr(errstr, errstr_size, -EBADF,
 				 "cannot write to %s: it is closed or its I/O failed", io->path);
 	if (io->inflight >= io->depth)
@@ -259,7 +290,15 @@ int kt_io_submit_write(struct kt_io *io, const void *buf, size_t len,
 	d->len = len;
 	d->written = 0;
 	d->err = 0;
-	kt_io_pwrite_all(io, d, buf);
+	if (io->s3) {
+		d->err = kt_io_s3_write(io->s3, buf, len, off);
+		if (d->err)
+			snprintf(d->msg, sizeof(d->msg), "%s", kt_io_s3_error(io->s3));
+		else
+			d->written = len;
+	} else {
+		kt_io_pwrite_all(io, d, buf);
+	}
 	io->inflight++;
 	return 0;
 }
@@ -291,6 +330,8 @@ int kt_io_wait_one(struct kt_io *io, uint64_t *tag, char *errstr, size_t errstr_
 	io->done_head = (io->done_head + 1) % io->depth;
 	io->inflight--;
 	*tag = d->tag;
+	if (d->err < 0 && io->s3)
+		return kt_seterr(errstr, errstr_size, d->err, "%s", d->msg);
 	if (d->err < 0)
 		return kt_io_write_error(errstr, errstr_size, d->err, io->path, d->off,
 					 d->len, d->written);
@@ -322,11 +363,12 @@ int kt_io_datasync(struct kt_io *io, char *errstr, size_t errstr_size)
 {
 	int err;
 
-	if (io->fd < 0)
+	if (!io_is_open(io))
 		return kt_seterr(errstr, errstr_size, -EBADF,
 				 "cannot fdatasync %s: it is closed", io->path);
 	err = kt_io_drain(io, errstr, errstr_size);
-	if (err < 0)
+	if (err < 0 || io->s3)
+		/* An object's durability point is its completion, at close. */
 		return err;
 	while (fdatasync(io->fd) < 0) {
 		if (errno == EINTR)
@@ -343,10 +385,17 @@ int kt_io_close(struct kt_io *io, char *errstr, size_t errstr_size)
 	int err;
 	int fd = io->fd;
 
-	if (fd < 0)
+	if (!io_is_open(io))
 		return kt_seterr(errstr, errstr_size, -EBADF,
 				 "cannot close %s: it is already closed", io->path);
 	err = kt_io_drain(io, errstr, errstr_size);
+	if (io->s3) {
+		/* The seal: the object appears whole, or not at all. */
+		io->s3_open = 0;
+		if (!err && (err = kt_io_s3_finish(io->s3)) != 0)
+			kt_seterr(errstr, errstr_size, err, "%s", kt_io_s3_error(io->s3));
+		return err;
+	}
 	io->fd = -1;
 	/* close(2) is not retried on EINTR: Linux has released the descriptor
 	 * whatever it answers, and a retry could close another thread's file. */
@@ -367,6 +416,7 @@ void kt_io_destroy(struct kt_io *io)
 	if (io->inflight > 0)
 		kt_io_drain(io, NULL, 0);
 	kt_io_uring_destroy(io->ring);
+	kt_io_s3_destroy(io->s3);
 	if (io->fd >= 0)
 		close(io->fd);
 	free(io->done);

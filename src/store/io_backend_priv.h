@@ -42,6 +42,17 @@ int kt_io_uring_wait_one(struct kt_io_uring *ring, uint64_t *tag, int *retired,
 /* Frees the ring.  The caller has drained it first.  NULL accepted. */
 void kt_io_uring_destroy(struct kt_io_uring *ring);
 
+/* The object-storage back end (io_s3.c): writes must come in file order;
+ * finish is the seal (the object appears whole), destroy without finish
+ * aborts.  Calls other than create return 0 or a code with the sentence
+ * in kt_io_s3_error(). */
+struct kt_io_s3;
+int kt_io_s3_create(struct kt_io_s3 **out, const char *url, char *errstr, size_t errstr_size);
+int kt_io_s3_write(struct kt_io_s3 *w, const void *buf, size_t len, uint64_t off);
+int kt_io_s3_finish(struct kt_io_s3 *w);
+const char *kt_io_s3_error(const struct kt_io_s3 *w);
+void kt_io_s3_destroy(struct kt_io_s3 *w);
+
 /* ENOSPC test budget, shared by both back ends: returns how many of len
  * bytes may still be written and deducts them. */
 size_t kt_io_budget_take(size_t len);

@@ -75,6 +75,8 @@ enum kt_io_backend {
 	KT_IO_AUTO = 0,   /* io_uring when the kernel allows it, else pwrite */
 	KT_IO_URING = 1,  /* io_uring only; fails with -ENOSYS/-EPERM if absent */
 	KT_IO_PWRITE = 2, /* plain pwritev(2) */
+	KT_IO_S3 = 3,     /* chosen by the path alone: an s3:// object URL is
+			   * written by multipart upload (format/object-storage.md) */
 };
 
 /* Returns "io_uring", "pwrite" or "auto". */

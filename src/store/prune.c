@@ -14,6 +14,7 @@
  * deleting a segment we cannot prove unused could destroy a backup.
  */
 #include "kt_store.h"
+#include "s3_repo_priv.h"
 
 #include <jansson.h>
 
@@ -89,7 +90,10 @@ static size_t pin_restored(struct kt_store_repo *repo, struct prune_snap *snaps,
 	struct dirent *de;
 	DIR *d;
 
-	if (kt_store_repo_abs_path(repo, "restores", dir, sizeof(dir)) != 0 || !(d = opendir(dir)))
+	/* A repository on object storage keeps no restore records: they live
+	 * in the local --state-dir (docs/object-storage.md). */
+	if (kt_s3_url_is_s3(kt_store_repo_path(repo)) ||
+	    kt_store_repo_abs_path(repo, "restores", dir, sizeof(dir)) != 0 || !(d = opendir(dir)))
 		return 0;
 	while ((de = readdir(d)) != NULL) {
 		char path[PATH_MAX + 300];
@@ -254,15 +258,22 @@ static int drop_manifests(struct kt_store_repo *repo, struct prune_snap *snaps, 
 		err = kt_store_repo_abs_path(repo, rel, path, sizeof(path));
 		if (err)
 			return kt_seterr(errstr, errstr_size, err, "snapshot id '%s' makes a bad path", snaps[i].id);
-		if (!policy->dry_run && unlink(path) < 0)
+		if (!policy->dry_run && kt_s3_url_is_s3(path)) {
+			err = kt_s3_url_remove(path, errstr, errstr_size);
+			if (err)
+				return err;
+		} else if (!policy->dry_run && unlink(path) < 0) {
 			return kt_seterr(errstr, errstr_size, -errno, "%s: cannot delete: %s", path, strerror(errno));
+		}
 		result->removed_ids[result->removed_count] = strdup(snaps[i].id);
 		if (!result->removed_ids[result->removed_count])
 			return kt_seterr(errstr, errstr_size, -ENOMEM, "out of memory");
 		result->removed_count++;
 		result->snapshots_removed++;
 	}
-	if (!policy->dry_run && result->snapshots_removed > 0) {
+	/* A DELETE acknowledged is durable: object storage has no directory
+	 * to sync. */
+	if (!policy->dry_run && result->snapshots_removed > 0 && !kt_s3_url_is_s3(kt_store_repo_path(repo))) {
 		/* The unlinks must be durable before any segment goes: otherwise a
 		 * crash could bring back a manifest whose segments are gone. */
 		err = kt_store_repo_abs_path(repo, "snapshots/x", path, sizeof(path));
@@ -273,6 +284,47 @@ static int drop_manifests(struct kt_store_repo *repo, struct prune_snap *snaps, 
 					 kt_store_repo_path(repo), kt_strerror(err));
 	}
 	return 0;
+}
+
+/* The walk of segments/ on object storage (format/object-storage.md
+ * section 7): every .kts no remaining manifest references goes, and its
+ * .kti with it.  Keys are listed in byte order, so a segment's ".kti"
+ * comes before its ".kts" and is deleted first: a segment still referenced
+ * never loses its index, and one whose deletion was interrupted is found
+ * again by the next prune. */
+static int prune_objects(struct kt_store_repo *repo, char **refs, size_t ref_count, int dry_run,
+			 struct kt_store_prune_result *result, char *errstr, size_t errstr_size)
+{
+	char dir[PATH_MAX], url[PATH_MAX + 16], rel[PATH_MAX + 16];
+	struct kt_s3_listed *objs = NULL;
+	size_t n = 0;
+	int err;
+
+	err = kt_store_repo_abs_path(repo, "segments/", dir, sizeof(dir));
+	if (err)
+		return kt_seterr(errstr, errstr_size, err, "%s: URL too long", kt_store_repo_path(repo));
+	err = kt_s3_url_list(dir, &objs, &n, errstr, errstr_size);
+	for (size_t i = 0; !err && i < n; i++) {
+		size_t len = strlen(objs[i].rel);
+		int is_segment = len > 4 && strcmp(objs[i].rel + len - 4, ".kts") == 0;
+		int is_index = len > 4 && strcmp(objs[i].rel + len - 4, ".kti") == 0;
+
+		if (!is_segment && !is_index)
+			continue; /* not ours to judge */
+		snprintf(rel, sizeof(rel), "segments/%.*s.kts", (int)(len - 4), objs[i].rel);
+		if (is_referenced(refs, ref_count, rel))
+			continue;
+		snprintf(url, sizeof(url), "%s%s", dir, objs[i].rel);
+		if (!dry_run)
+			err = kt_s3_url_remove(url, errstr, errstr_size);
+		if (err)
+			break;
+		result->bytes_freed += objs[i].size;
+		if (is_segment)
+			result->segments_removed++;
+	}
+	kt_s3_listed_free(objs, n);
+	return err;
 }
 
 int kt_store_repo_prune(struct kt_store_repo *repo,
@@ -376,6 +428,10 @@ int kt_store_repo_prune(struct kt_store_repo *repo,
 	if (err)
 		goto out;
 
+	if (kt_s3_url_is_s3(kt_store_repo_path(repo))) {
+		err = prune_objects(repo, refs, ref_count, policy->dry_run, result, errstr, errstr_size);
+		goto out;
+	}
 	snprintf(root, sizeof(root), "%s", kt_store_repo_path(repo));
 	walk.root_len = strlen(root);
 	walk.refs = refs;

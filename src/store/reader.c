@@ -27,6 +27,7 @@
 #include <zstd.h>
 
 #include "kt_store.h"
+#include "s3_repo_priv.h"
 #include "segment_format.h"
 
 #define NO_BLOCK SIZE_MAX
@@ -38,6 +39,20 @@ struct kt_store_reader {
 	uint64_t base;   /* where the segment starts in the file: non-zero for
 			  * a segment read in place from an archive */
 	int ranged;      /* opened with kt_store_reader_open_range: no index */
+
+	/* A segment on object storage (path is its s3:// URL): bytes come by
+	 * ranged GET through a cache of the last range fetched, which holds
+	 * the merged blocks read ahead (format/object-storage.md section 5). */
+	struct kt_s3_client *s3; /* from the pool; given back at destroy */
+	const char *s3_key;      /* points into path */
+	uint8_t *ra_buf;
+	size_t ra_cap;
+	uint64_t ra_off;         /* segment offset of ra_buf[0] */
+	size_t ra_len;
+	uint64_t ra_budget;      /* readahead, grown by in-order block loads */
+	size_t last_loaded;      /* block loaded last, SIZE_MAX for none */
+	uint64_t fetch_end;      /* the next miss fetches up to here (0: just
+				  * what was asked) */
 	uint64_t file_size;
 	uint16_t header_size;
 	struct kt_store_segment_info info;
@@ -96,6 +111,53 @@ static int pread_full(int fd, void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
+static int grow(uint8_t **buf, size_t *cap, size_t need);
+
+/* Reads exactly len bytes at segment offset off, from the file or, for a
+ * segment on object storage, from the readahead cache or one ranged GET
+ * (of up to fetch_end, when a caller planned a merged read).  KT_ETRUNCATED
+ * when the segment ends first. */
+static int src_read(struct kt_store_reader *reader, void *buf, size_t len, uint64_t off)
+{
+	uint64_t want_end = off + len;
+	size_t got = 0;
+	int err;
+
+	if (!reader->s3)
+		return pread_full(reader->fd, buf, len, reader->base + off);
+	if (len == 0)
+		return 0;
+	if (off >= reader->ra_off && want_end <= reader->ra_off + reader->ra_len) {
+		memcpy(buf, reader->ra_buf + (off - reader->ra_off), len);
+		return 0;
+	}
+	if (want_end > reader->file_size)
+		return KT_ETRUNCATED;
+	if (reader->fetch_end > want_end && reader->fetch_end <= reader->file_size)
+		want_end = reader->fetch_end;
+	reader->fetch_end = 0;
+	if (want_end == off + len) {
+		/* Nothing to keep for later: straight into the caller's buffer. */
+		err = kt_s3_get_range(reader->s3, reader->s3_key, off, len, buf, &got, NULL, 0);
+		if (!err && got < len)
+			err = KT_ETRUNCATED;
+		return err == KT_ERANGE ? KT_ETRUNCATED : err;
+	}
+	reader->ra_len = 0;
+	if (grow(&reader->ra_buf, &reader->ra_cap, (size_t)(want_end - off)) < 0)
+		return -ENOMEM;
+	err = kt_s3_get_range(reader->s3, reader->s3_key, off, (size_t)(want_end - off), reader->ra_buf,
+			      &got, NULL, 0);
+	if (err)
+		return err == KT_ERANGE ? KT_ETRUNCATED : err;
+	reader->ra_off = off;
+	reader->ra_len = got;
+	if (got < len)
+		return KT_ETRUNCATED;
+	memcpy(buf, reader->ra_buf, len);
+	return 0;
+}
+
 static int grow(uint8_t **buf, size_t *cap, size_t need)
 {
 	uint8_t *nbuf;
@@ -141,7 +203,7 @@ static int fill_io_buf(struct kt_store_reader *reader, size_t len, uint64_t file
 {
 	if (grow(&reader->io_buf, &reader->io_cap, len) < 0)
 		return -ENOMEM;
-	return pread_full(reader->fd, reader->io_buf, len, reader->base + file_offset);
+	return src_read(reader, reader->io_buf, len, file_offset);
 }
 
 /* Reads block i's header and payload into io_buf and checks them against
@@ -220,6 +282,22 @@ static int load_block(struct kt_store_reader *reader, size_t i, char *errstr,
 	int err;
 
 	reader->cur = NO_BLOCK;
+	if (reader->s3) {
+		/* Blocks read in order are fetched several at a time, up to
+		 * 8 MiB; a block reached by a jump is fetched alone, so a
+		 * window read costs little more than its own blocks. */
+		uint64_t table = reader->block_count ? reader->blocks[reader->block_count - 1].file_offset +
+							       KT_SEG_BLOCK_HEADER_SIZE +
+							       reader->blocks[reader->block_count - 1].stored_size
+						     : reader->header_size;
+
+		reader->ra_budget = kt_s3_next_budget(reader->ra_budget, reader->last_loaded, i,
+						      KT_SEG_BLOCK_HEADER_SIZE + (uint64_t)expect->stored_size,
+						      kt_s3_readahead_cap(0));
+		kt_s3_merge_blocks(reader->blocks, reader->block_count, i, table, reader->ra_budget,
+				   &reader->fetch_end);
+		reader->last_loaded = i;
+	}
 	err = read_block(reader, i, expect->file_offset, expect, &blk, errstr, errstr_size);
 	if (err)
 		return err;
@@ -485,7 +563,7 @@ int kt_store_reader_next(struct kt_store_reader *reader, const struct kt_record 
 
 /* XXH3-64 of len bytes of the file at off, streamed through a small buffer
  * so that a footer pointing far back cannot make us allocate the file. */
-static int checksum_range(int fd, uint64_t off, uint64_t len, uint64_t *sum)
+static int checksum_range(struct kt_store_reader *reader, uint64_t off, uint64_t len, uint64_t *sum)
 {
 	XXH3_state_t *state = XXH3_createState();
 	uint8_t *buf = malloc(1u << 16);
@@ -498,7 +576,7 @@ static int checksum_range(int fd, uint64_t off, uint64_t len, uint64_t *sum)
 	XXH3_64bits_reset(state);
 	while (len > 0) {
 		size_t n = len < (1u << 16) ? (size_t)len : (1u << 16);
-		err = pread_full(fd, buf, n, off);
+		err = src_read(reader, buf, n, off);
 		if (err)
 			goto out;
 		XXH3_64bits_update(state, buf, n);
@@ -532,7 +610,12 @@ static int load_seek_table(struct kt_store_reader *reader, const struct kt_seg_f
 				 "segment %s: footer at byte %llu places the seek table at "
 				 "byte %llu, outside the file's blocks", reader->path,
 				 (unsigned long long)footer_at, (unsigned long long)sto);
-	err = checksum_range(reader->fd, reader->base + sto, footer_at - sto, &table_sum);
+	/* On object storage the table comes in one ranged GET, kept for the
+	 * parse below, unless the footer claims a table too large to be
+	 * worth holding; then it streams like a file. */
+	if (reader->s3 && footer_at - sto <= KT_S3_MERGE_MAX)
+		reader->fetch_end = reader->file_size; /* the footer too: it is small */
+	err = checksum_range(reader, sto, footer_at - sto, &table_sum);
 	if (err)
 		return kt_seterr(errstr, errstr_size, err, "segment %s: cannot read the seek "
 				 "table at byte %llu: %s", reader->path, (unsigned long long)sto,
@@ -551,7 +634,7 @@ static int load_seek_table(struct kt_store_reader *reader, const struct kt_seg_f
 				reader->path, table_len);
 		goto out;
 	}
-	err = pread_full(reader->fd, table, table_len, reader->base + sto);
+	err = src_read(reader, table, table_len, sto);
 	if (err) {
 		err = kt_seterr(errstr, errstr_size, err, "segment %s: cannot read the seek "
 				"table at byte %llu: %s", reader->path, (unsigned long long)sto,
@@ -727,12 +810,32 @@ static int reader_open(struct kt_store_reader **out, const char *file, uint64_t 
 		err = kt_seterr(errstr, errstr_size, -ENOMEM, "segment %s: out of memory", path);
 		goto fail;
 	}
-	reader->fd = open(file, O_RDONLY | O_CLOEXEC);
-	if (reader->fd < 0 || fstat(reader->fd, &st) < 0) {
-		err = -errno;
-		err = kt_seterr(errstr, errstr_size, err, "segment %s: cannot open: %s", path,
-				kt_strerror(err));
-		goto fail;
+	reader->last_loaded = SIZE_MAX;
+	if (kt_s3_url_is_s3(file) && length == UINT64_MAX) {
+		char bucket[KT_S3_BUCKET_MAX + 1];
+		uint64_t size = 0;
+
+		err = kt_s3_object_split(reader->path, bucket, &reader->s3_key, errstr, errstr_size);
+		if (!err)
+			err = kt_s3_pool_get(bucket, &reader->s3, errstr, errstr_size);
+		if (reader->s3)
+			kt_s3_readahead_cap(+1);
+		if (!err)
+			err = kt_s3_head(reader->s3, reader->s3_key, &size, errstr, errstr_size);
+		if (err == KT_ENOTFOUND)
+			err = kt_seterr(errstr, errstr_size, -ENOENT, "segment %s: cannot open: no such object", path);
+		if (err)
+			goto fail;
+		memset(&st, 0, sizeof(st));
+		st.st_size = (off_t)size;
+	} else {
+		reader->fd = open(file, O_RDONLY | O_CLOEXEC);
+		if (reader->fd < 0 || fstat(reader->fd, &st) < 0) {
+			err = -errno;
+			err = kt_seterr(errstr, errstr_size, err, "segment %s: cannot open: %s", path,
+					kt_strerror(err));
+			goto fail;
+		}
 	}
 	reader->base = base;
 	reader->ranged = length != UINT64_MAX;
@@ -743,11 +846,13 @@ static int reader_open(struct kt_store_reader **out, const char *file, uint64_t 
 				path, (unsigned long long)length, (unsigned long long)base);
 		goto fail;
 	}
-	(void)posix_fadvise(reader->fd, (off_t)base, reader->ranged ? (off_t)length : 0, POSIX_FADV_SEQUENTIAL);
+	if (reader->fd >= 0)
+		(void)posix_fadvise(reader->fd, (off_t)base, reader->ranged ? (off_t)length : 0,
+				    POSIX_FADV_SEQUENTIAL);
 	reader->info.file_size = reader->file_size;
 
 	head_len = reader->file_size < sizeof(head) ? (size_t)reader->file_size : sizeof(head);
-	err = pread_full(reader->fd, head, head_len, reader->base);
+	err = src_read(reader, head, head_len, 0);
 	if (err) {
 		err = kt_seterr(errstr, errstr_size, err, "segment %s: cannot read the file "
 				"header: %s", path, kt_strerror(err));
@@ -769,8 +874,7 @@ static int reader_open(struct kt_store_reader **out, const char *file, uint64_t 
 		err = KT_ETRUNCATED;
 		why = "ends before a footer: the segment was not sealed or is torn";
 	} else {
-		err = pread_full(reader->fd, foot, sizeof(foot),
-				 reader->base + reader->file_size - KT_SEG_FOOTER_SIZE);
+		err = src_read(reader, foot, sizeof(foot), reader->file_size - KT_SEG_FOOTER_SIZE);
 		if (!err)
 			err = kt_seg_footer_unpack(foot, &ftr, &why);
 		else
@@ -852,6 +956,10 @@ void kt_store_reader_destroy(struct kt_store_reader *reader)
 		return;
 	if (reader->fd >= 0)
 		close(reader->fd);
+	if (reader->s3)
+		kt_s3_readahead_cap(-1);
+	kt_s3_pool_put(reader->s3);
+	free(reader->ra_buf);
 	ZSTD_freeDCtx(reader->dctx);
 	free(reader->io_buf);
 	free(reader->raw_buf);

@@ -5,12 +5,15 @@
  */
 #include "kt_store.h"
 #include "repo_priv.h"
+#include "s3_repo_priv.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,13 +37,35 @@
 #define TOPIC_DIR_MAX 200
 #define TOPIC_DIR_KEEP 183
 
+/* The lease of the writer lock on object storage (format/object-storage.md
+ * section 6), renewed every third of it while held. */
+#define S3_LEASE_MS_DEFAULT 120000
+
 struct kt_store_repo {
-	char path[PATH_MAX]; /* absolute, no trailing slash */
+	char path[PATH_MAX]; /* absolute, no trailing slash; or the s3:// URL */
 	unsigned file_mode;
 	unsigned dir_mode;
 	int lock_fd; /* -1 when the writer lock is not held */
 	struct kt_store_tar *tar; /* opened from an archive: read-only */
+
+	/* A repository on object storage: paths are object URLs, and the
+	 * writer lock is a leased object instead of a flock. */
+	int s3;
+	int s3_locked;             /* the lease is ours */
+	char lock_token[33];       /* names our lease in the lock object */
+	int64_t lease_ms;
+	pthread_t lease_thread;
+	int lease_thread_started;
+	pthread_mutex_t lease_mu;  /* guards lease_quit and lease_lost */
+	pthread_cond_t lease_cv;
+	int lease_quit;
+	int lease_lost;            /* a renewal found the lock taken over */
 };
+
+static int lock_held(const struct kt_store_repo *repo)
+{
+	return repo->s3 ? repo->s3_locked : repo->lock_fd >= 0;
+}
 
 /* Directories get search permission wherever they get read permission. */
 static unsigned dir_mode_for(unsigned file_mode)
@@ -98,6 +123,14 @@ static int write_marker(const struct kt_store_repo *repo, char *errstr, size_t e
 	}
 	text = nl;
 	memcpy(text + len, "\n", 2);
+	if (repo->s3) {
+		/* Created once: a racing creator's marker serves as well as ours
+		 * (check_marker reads whichever won). */
+		err = kt_s3_url_write(path, text, len + 1, 1, errstr, errstr_size);
+		if (err == KT_EEXIST)
+			err = 0;
+		goto out;
+	}
 	err = kt_write_file_atomic(path, text, len + 1, repo->file_mode, errstr, errstr_size);
 	if (!err && chmod(path, repo->file_mode) < 0)
 		err = kt_seterr(errstr, errstr_size, -errno, "%s: chmod failed: %s", path, strerror(errno));
@@ -164,13 +197,245 @@ out:
 
 /* ---- lock ------------------------------------------------------------- */
 
+/* The lock object's contents: who holds the lease and until when. */
+struct s3_lease {
+	long pid;
+	char host[256];
+	char token[33];
+	int64_t expires_ms;
+};
+
+static int lease_parse(const char *text, size_t len, struct s3_lease *lease)
+{
+	json_t *obj = json_loadb(text, len, 0, NULL);
+	const char *host, *token;
+	int ok;
+
+	memset(lease, 0, sizeof(*lease));
+	host = json_string_value(json_object_get(obj, "host"));
+	token = json_string_value(json_object_get(obj, "token"));
+	ok = json_is_integer(json_object_get(obj, "pid")) && host && token &&
+	     json_is_integer(json_object_get(obj, "expires_ms"));
+	if (ok) {
+		lease->pid = (long)json_integer_value(json_object_get(obj, "pid"));
+		lease->expires_ms = json_integer_value(json_object_get(obj, "expires_ms"));
+		snprintf(lease->host, sizeof(lease->host), "%s", host);
+		snprintf(lease->token, sizeof(lease->token), "%s", token);
+	}
+	json_decref(obj);
+	return ok ? 0 : KT_ECORRUPT;
+}
+
+static void our_host(char *host, size_t size)
+{
+	if (gethostname(host, size) < 0)
+		snprintf(host, size, "unknown");
+	host[size - 1] = '\0';
+}
+
+/* Reads the lock object: 0 with *lease, KT_ENOTFOUND, or another error. */
+static int lease_read(const char *url, struct s3_lease *lease, char *errstr, size_t errstr_size)
+{
+	char *text = NULL;
+	size_t len = 0;
+	int err;
+
+	err = kt_store_read_whole_file(url, MAX_MARKER_BYTES, &text, &len, errstr, errstr_size);
+	if (err)
+		return err;
+	err = lease_parse(text, len, lease);
+	free(text);
+	if (err)
+		/* Unreadable: treated as expired, so a damaged lock object
+		 * cannot wedge the repository forever. */
+		lease->expires_ms = 0;
+	return 0;
+}
+
+/* Writes our lease, valid for repo->lease_ms from now. */
+static int lease_write(struct kt_store_repo *repo, const char *url, int if_absent,
+		       char *errstr, size_t errstr_size)
+{
+	char host[256], *text;
+	int64_t now = kt_wall_ms();
+	json_t *obj;
+	int err;
+
+	our_host(host, sizeof(host));
+	obj = json_pack("{s:I, s:s, s:s, s:I, s:I}", "pid", (json_int_t)getpid(), "host", host,
+			"token", repo->lock_token, "acquired_ms", (json_int_t)now,
+			"expires_ms", (json_int_t)(now + repo->lease_ms));
+	text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+	json_decref(obj);
+	if (!text)
+		return kt_seterr(errstr, errstr_size, -ENOMEM, "%s: out of memory", url);
+	err = kt_s3_url_write(url, text, strlen(text), if_absent, errstr, errstr_size);
+	free(text);
+	return err;
+}
+
+/* Renews the lease every third of it until the repository is closed.  A
+ * renewal that finds another token in the lock object (our lease ran out
+ * while this process stalled, and another writer took it) stops, and the
+ * next commit refuses. */
+static void *lease_renewer(void *arg)
+{
+	struct kt_store_repo *repo = arg;
+	char url[PATH_MAX + 8], msg[512];
+
+	snprintf(url, sizeof(url), "%s/lock", repo->path);
+	pthread_mutex_lock(&repo->lease_mu);
+	while (!repo->lease_quit) {
+		struct timespec until;
+		struct s3_lease lease;
+		int rc;
+
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += (time_t)(repo->lease_ms / 3000);
+		until.tv_nsec += (long)(repo->lease_ms / 3 % 1000) * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		rc = pthread_cond_timedwait(&repo->lease_cv, &repo->lease_mu, &until);
+		if (repo->lease_quit || rc != ETIMEDOUT)
+			continue;
+		pthread_mutex_unlock(&repo->lease_mu);
+		/* A failed request is retried at the next turn: the lease
+		 * still has two thirds of its time. */
+		rc = lease_read(url, &lease, msg, sizeof(msg));
+		int lost = rc == KT_ENOTFOUND || (rc == 0 && strcmp(lease.token, repo->lock_token) != 0);
+		if (rc == 0 && !lost)
+			(void)lease_write(repo, url, 0, msg, sizeof(msg));
+		pthread_mutex_lock(&repo->lease_mu);
+		if (lost) {
+			repo->lease_lost = 1;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&repo->lease_mu);
+	return NULL;
+}
+
+/* The writer lock on object storage (format/object-storage.md section 6):
+ * an object created only if absent, holding a lease.  A lease that expired,
+ * or whose holder ran on this host and is dead, is taken over. */
+static int lock_s3(struct kt_store_repo *repo, char *errstr, size_t errstr_size)
+{
+	char url[PATH_MAX + 8], host[256];
+	unsigned char rnd[16];
+	struct s3_lease lease;
+	const char *env = getenv("KTAPE_S3_LOCK_LEASE_MS");
+	int err;
+
+	if (repo->tar)
+		return kt_seterr(errstr, errstr_size, KT_EUSAGE, "%s is read-only", repo->path);
+	repo->lease_ms = env && atoll(env) >= 1000 ? atoll(env) : S3_LEASE_MS_DEFAULT;
+	err = kt_random_bytes(rnd, sizeof(rnd));
+	if (err)
+		return kt_seterr(errstr, errstr_size, err, "no randomness for a lock token: %s", kt_strerror(err));
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		snprintf(repo->lock_token + 2 * i, 3, "%02x", rnd[i]);
+	snprintf(url, sizeof(url), "%s/lock", repo->path);
+	our_host(host, sizeof(host));
+	for (int attempt = 0;; attempt++) {
+		err = lease_write(repo, url, 1, errstr, errstr_size);
+		if (err != KT_EEXIST)
+			break;
+		err = lease_read(url, &lease, errstr, errstr_size);
+		if (err == KT_ENOTFOUND && attempt < 3)
+			continue; /* released meanwhile */
+		if (err)
+			return err;
+		int dead = strcmp(lease.host, host) == 0 && lease.pid > 0 && kill((pid_t)lease.pid, 0) < 0 &&
+			   errno == ESRCH;
+		if (attempt >= 3 || (!dead && lease.expires_ms >= kt_wall_ms()))
+			return kt_seterr(errstr, errstr_size, KT_ELOCKED,
+					 "repository %s is locked by pid %ld on host %s: another ktape is writing to it "
+					 "(its lease in %s runs %lld s more and is renewed while it runs)",
+					 repo->path, lease.pid, lease.host[0] ? lease.host : "(unknown)", url,
+					 (long long)((lease.expires_ms - kt_wall_ms()) / 1000));
+		/* Stale: its holder is gone.  Delete it and race for a fresh
+		 * create; If-None-Match lets exactly one taker win. */
+		err = kt_s3_url_remove(url, errstr, errstr_size);
+		if (err)
+			return err;
+	}
+	if (err)
+		return err;
+	/* On a store that ignores If-None-Match two creators may both have
+	 * "succeeded": the one whose token is there holds the lock. */
+	err = lease_read(url, &lease, errstr, errstr_size);
+	if (!err && strcmp(lease.token, repo->lock_token) != 0)
+		err = kt_seterr(errstr, errstr_size, KT_ELOCKED,
+				"repository %s is locked by pid %ld on host %s: it took the lock at the same moment",
+				repo->path, lease.pid, lease.host);
+	if (err)
+		return err;
+	repo->lease_quit = repo->lease_lost = 0;
+	err = -pthread_create(&repo->lease_thread, NULL, lease_renewer, repo);
+	if (err) {
+		(void)kt_s3_url_remove(url, NULL, 0);
+		return kt_seterr(errstr, errstr_size, err, "cannot start the lease renewal thread: %s", kt_strerror(err));
+	}
+	repo->lease_thread_started = 1;
+	repo->s3_locked = 1;
+	return 0;
+}
+
+/* Stops renewing and deletes the lock object if it is still ours. */
+static void unlock_s3(struct kt_store_repo *repo)
+{
+	char url[PATH_MAX + 8], msg[256];
+	struct s3_lease lease;
+
+	if (repo->lease_thread_started) {
+		pthread_mutex_lock(&repo->lease_mu);
+		repo->lease_quit = 1;
+		pthread_cond_broadcast(&repo->lease_cv);
+		pthread_mutex_unlock(&repo->lease_mu);
+		pthread_join(repo->lease_thread, NULL);
+		repo->lease_thread_started = 0;
+	}
+	if (!repo->s3_locked)
+		return;
+	repo->s3_locked = 0;
+	snprintf(url, sizeof(url), "%s/lock", repo->path);
+	if (lease_read(url, &lease, msg, sizeof(msg)) == 0 && strcmp(lease.token, repo->lock_token) == 0)
+		(void)kt_s3_url_remove(url, msg, sizeof(msg));
+}
+
+/* Before a commit: the lease must still be ours, as the lock object says
+ * now, not as the renewal thread last saw it. */
+static int check_lease(struct kt_store_repo *repo, char *errstr, size_t errstr_size)
+{
+	char url[PATH_MAX + 8];
+	struct s3_lease lease;
+	int lost, err;
+
+	pthread_mutex_lock(&repo->lease_mu);
+	lost = repo->lease_lost;
+	pthread_mutex_unlock(&repo->lease_mu);
+	snprintf(url, sizeof(url), "%s/lock", repo->path);
+	err = lost ? 0 : lease_read(url, &lease, errstr, errstr_size);
+	if (err && err != KT_ENOTFOUND)
+		return err;
+	if (lost || err == KT_ENOTFOUND || strcmp(lease.token, repo->lock_token) != 0)
+		return kt_seterr(errstr, errstr_size, KT_ELOCKED,
+				 "repository %s: this process's writer lock lapsed (another writer took over %s); "
+				 "the snapshot is not committed", repo->path, url);
+	return 0;
+}
+
 int kt_store_repo_lock(struct kt_store_repo *repo, char *errstr, size_t errstr_size)
 {
 	char path[PATH_MAX], info[320], host[256];
 	int fd, err = 0;
 
-	if (repo->lock_fd >= 0)
+	if (lock_held(repo))
 		return 0;
+	if (repo->s3)
+		return lock_s3(repo, errstr, errstr_size);
 	if (repo->tar)
 		return kt_seterr(errstr, errstr_size, KT_EUSAGE,
 				 "%s is a snapshot archive, read-only: import it into a repository to change it", repo->path);
@@ -285,6 +550,64 @@ static int create_layout(struct kt_store_repo *repo, char *errstr, size_t errstr
 	return write_marker(repo, errstr, errstr_size);
 }
 
+/* A repository on object storage: the marker is an object, created last
+ * (only into an empty prefix) under the writer lock, as on disk. */
+static int open_s3(struct kt_store_repo *repo, const char *url, unsigned flags,
+		   char *errstr, size_t errstr_size)
+{
+	struct kt_s3_location loc;
+	struct kt_s3_client *s3 = NULL;
+	struct kt_s3_listed *objs = NULL;
+	size_t n_objs = 0;
+	char marker[PATH_MAX], dir[PATH_MAX];
+	uint64_t size;
+	int err;
+
+	err = kt_s3_url_parse(url, &loc, errstr, errstr_size);
+	if (err)
+		return err;
+	repo->s3 = 1;
+	snprintf(repo->path, sizeof(repo->path), "s3://%s%s%s", loc.bucket, loc.prefix[0] ? "/" : "",
+		 loc.prefix);
+	/* Missing credentials or a malformed endpoint are reported now,
+	 * naming the setting, rather than by the first request. */
+	err = kt_s3_pool_get(loc.bucket, &s3, errstr, errstr_size);
+	if (err)
+		return err;
+	kt_s3_pool_put(s3);
+	if (join(marker, sizeof(marker), repo->path, MARKER_NAME) || join(dir, sizeof(dir), repo->path, ""))
+		return kt_seterr(errstr, errstr_size, -ENAMETOOLONG, "%s: URL too long", url);
+	err = kt_s3_url_head(marker, &size, errstr, errstr_size);
+	if (err == KT_ENOTFOUND) {
+		if (!(flags & KT_STORE_REPO_CREATE))
+			return kt_seterr(errstr, errstr_size, KT_EMAGIC,
+					 "%s is not a ktape repository (it has no %s)", repo->path, MARKER_NAME);
+		err = lock_s3(repo, errstr, errstr_size);
+		if (err)
+			return err;
+		/* Only our own lock object may be there: anything else under
+		 * the prefix is someone's data. */
+		err = kt_s3_url_list(dir, &objs, &n_objs, errstr, errstr_size);
+		for (size_t i = 0; !err && i < n_objs; i++)
+			if (strcmp(objs[i].rel, "lock") != 0 && strcmp(objs[i].rel, MARKER_NAME) != 0)
+				err = kt_seterr(errstr, errstr_size, KT_EEXIST,
+						"%s is not empty and not a ktape repository (it holds \"%s\"); "
+						"refusing to create a repository there", repo->path, objs[i].rel);
+		kt_s3_listed_free(objs, n_objs);
+		if (!err)
+			err = write_marker(repo, errstr, errstr_size);
+	}
+	if (err)
+		return err;
+	err = check_marker(marker, errstr, errstr_size);
+	if (err)
+		return err;
+	if (flags & KT_STORE_REPO_LOCK)
+		return kt_store_repo_lock(repo, errstr, errstr_size);
+	unlock_s3(repo); /* taken only to create */
+	return 0;
+}
+
 int kt_store_repo_open(struct kt_store_repo **out, const char *path,
 		       unsigned flags, unsigned mode,
 		       char *errstr, size_t errstr_size)
@@ -303,6 +626,16 @@ int kt_store_repo_open(struct kt_store_repo **out, const char *path,
 	repo->lock_fd = -1;
 	repo->file_mode = mode ? ((mode & 0777) | 0600) : 0600;
 	repo->dir_mode = dir_mode_for(repo->file_mode);
+	pthread_mutex_init(&repo->lease_mu, NULL);
+	pthread_cond_init(&repo->lease_cv, NULL);
+
+	if (kt_s3_url_is_s3(path)) {
+		err = open_s3(repo, path, flags, errstr, errstr_size);
+		if (err)
+			goto fail;
+		*out = repo;
+		return 0;
+	}
 
 	/* A regular file is a snapshot archive, read in place (archive.c). */
 	if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
@@ -387,6 +720,10 @@ void kt_store_repo_destroy(struct kt_store_repo *repo)
 	 * held, and closing the descriptor is what releases the lock. */
 	if (repo->lock_fd >= 0)
 		close(repo->lock_fd);
+	if (repo->s3)
+		unlock_s3(repo);
+	pthread_cond_destroy(&repo->lease_cv);
+	pthread_mutex_destroy(&repo->lease_mu);
 	kt_store_tar_destroy(repo->tar);
 	free(repo);
 }
@@ -468,6 +805,9 @@ int kt_store_repo_new_segment_path(struct kt_store_repo *repo, const char *topic
 	err = kt_store_repo_abs_path(repo, rel, abs, abs_size);
 	if (err)
 		return kt_seterr(errstr, errstr_size, err, "%s/%s: path too long", repo->path, rel);
+	/* Object storage has no directories: a key is all there is. */
+	if (repo->s3)
+		return 0;
 	/* Create segments/, the topic and the partition directory in turn, each
 	 * with the repository's directory mode: the parent of the segment file
 	 * is cut back one component at a time from rel. */
@@ -680,7 +1020,7 @@ int kt_store_repo_commit_snapshot(struct kt_store_repo *repo,
 	int err, assigned = 0, renamed = 0;
 	struct stat st;
 
-	if (repo->lock_fd < 0)
+	if (!lock_held(repo))
 		return kt_seterr(errstr, errstr_size, KT_EUSAGE,
 				 "repository %s: committing a snapshot requires the writer lock", repo->path);
 	if (!snap->id[0]) {
@@ -704,6 +1044,21 @@ int kt_store_repo_commit_snapshot(struct kt_store_repo *repo,
 	}
 	text = nl;
 	memcpy(text + len, "\n", 2);
+	if (repo->s3) {
+		/* One PUT, created only if absent, is the commit point; the
+		 * segments it names were all acknowledged before this call
+		 * (format/object-storage.md section 3). */
+		err = check_lease(repo, errstr, errstr_size);
+		if (!err && snprintf(final, sizeof(final), "%s/snapshots/%s.json", repo->path, snap->id) >=
+				    (int)sizeof(final))
+			err = kt_seterr(errstr, errstr_size, -ENAMETOOLONG, "%s: URL too long", repo->path);
+		if (!err)
+			err = kt_s3_url_write(final, text, len + 1, 1, errstr, errstr_size);
+		if (err == KT_EEXIST)
+			kt_seterr(errstr, errstr_size, err, "%s: a snapshot with this id already exists", final);
+		renamed = !err;
+		goto out;
+	}
 	err = kt_random_bytes(rnd, sizeof(rnd));
 	if (err) {
 		kt_seterr(errstr, errstr_size, err, "no randomness for a temp name: %s", kt_strerror(err));

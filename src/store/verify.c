@@ -11,6 +11,7 @@
  * that lose them.
  */
 #include "kt_store.h"
+#include "s3_repo_priv.h"
 #include "segment_format.h"
 
 #include <dirent.h>
@@ -372,6 +373,45 @@ static void check_unlisted(struct verify_ctx *ctx, struct kt_store_snapshot **sn
 	kt_store_reader_destroy(reader);
 }
 
+/* scan_unlisted() on object storage: one listing of segments/ instead of
+ * a directory walk.  A listing that fails leaves the check undone, as an
+ * unreadable directory does, with a warning. */
+static void scan_unlisted_objects(struct verify_ctx *ctx, struct kt_store_snapshot **snaps, size_t snap_count,
+				  int64_t max_end)
+{
+	char dir[PATH_MAX], rel[PATH_MAX], abs[PATH_MAX], errstr[512];
+	struct kt_s3_listed *objs = NULL;
+	size_t n = 0;
+
+	if (kt_store_repo_abs_path(ctx->repo, "segments/", dir, sizeof(dir)) != 0)
+		return;
+	if (kt_s3_url_list(dir, &objs, &n, errstr, sizeof(errstr)) != 0) {
+		kt_log(ctx->opts->log, KT_LOG_WARN, "unreferenced segments not checked: %s", errstr);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const char *name = strrchr(objs[i].rel, '/');
+		size_t len = strlen(objs[i].rel);
+		struct kt_store_segref key;
+		struct verify_item probe = { &key, NULL, 0, NULL, 0 };
+
+		name = name ? name + 1 : objs[i].rel;
+		if (len < 5 || strcmp(objs[i].rel + len - 4, ".kts") != 0 ||
+		    (size_t)snprintf(rel, sizeof(rel), "segments/%s", objs[i].rel) >= sizeof(rel))
+			continue;
+		key.path = rel;
+		if (bsearch(&probe, ctx->items, ctx->item_count, sizeof(*ctx->items), cmp_item))
+			continue;
+		if (strtoll(name, NULL, 10) >= max_end) {
+			ctx->unlisted++;
+			continue;
+		}
+		if (kt_store_repo_abs_path(ctx->repo, rel, abs, sizeof(abs)) == 0)
+			check_unlisted(ctx, snaps, snap_count, rel, abs);
+	}
+	kt_s3_listed_free(objs, n);
+}
+
 /* Finds the segment files (segments/<topic>/<partition>/<name>.kts) that
  * no item lists; items are sorted by path. */
 static void scan_unlisted(struct verify_ctx *ctx, struct kt_store_snapshot **snaps, size_t snap_count)
@@ -388,6 +428,10 @@ static void scan_unlisted(struct verify_ctx *ctx, struct kt_store_snapshot **sna
 			for (size_t p2 = 0; p2 < snaps[i]->topics[t2].n_partitions; p2++)
 				if (snaps[i]->topics[t2].partitions[p2].end_offset > max_end)
 					max_end = snaps[i]->topics[t2].partitions[p2].end_offset;
+	if (kt_s3_url_is_s3(kt_store_repo_path(ctx->repo))) {
+		scan_unlisted_objects(ctx, snaps, snap_count, max_end);
+		return;
+	}
 	if (kt_store_repo_abs_path(ctx->repo, "segments", root, sizeof(root)) != 0 ||
 	    !(topics = opendir(root)))
 		return;

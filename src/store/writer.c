@@ -834,7 +834,9 @@ void kt_store_writer_destroy(struct kt_store_writer *writer)
 		return;
 	stop_worker(writer);
 	kt_io_destroy(writer->io);
-	if (!writer->sealed && writer->io) {
+	/* On object storage an unsealed segment never became an object (its
+	 * upload was aborted by kt_io_destroy above). */
+	if (!writer->sealed && writer->io && writer->opts.io_backend != KT_IO_S3) {
 		/* An unsealed segment can never be referenced by a snapshot;
 		 * leaving it would only confuse a later run. */
 		unlink(writer->path);

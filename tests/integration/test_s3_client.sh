@@ -8,7 +8,7 @@
 # and virtual-hosted addressing.
 #
 # s3rver is installed once into $KT_BUILD_ROOT/s3rver from the npm registry
-# (the only network use) and reused by later runs.
+# (the only network use) and reused by later runs (s3lib.sh).
 #
 # What s3rver cannot prove: it does not verify V4 signatures (the signing is
 # pinned to AWS's vectors in tests/unit/test_store_s3_sigv4.c instead) and
@@ -16,38 +16,17 @@
 # client reports as unsupported); the aborted upload is still checked to
 # leave no object.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/s3lib.sh"
 
 : "${S3_PROBE:?S3_PROBE must name the s3_probe binary (meson test sets it)}"
 : "${KT_BUILD_ROOT:?KT_BUILD_ROOT must name the build directory (meson test sets it)}"
 require_cmd node npm cmp
 
-S3RVER_DIR="$KT_BUILD_ROOT/s3rver"
-S3RVER_JS="$S3RVER_DIR/node_modules/s3rver/bin/s3rver.js"
-if [ ! -f "$S3RVER_JS" ]; then
-	note "installing s3rver@3 into $S3RVER_DIR"
-	npm install --prefix "$S3RVER_DIR" --no-audit --no-fund --loglevel=error s3rver@3 \
-		>"$T/npm.log" 2>&1 || fail "npm could not install s3rver@3: $(tail -5 "$T/npm.log")"
-fi
-[ -f "$S3RVER_JS" ] || fail "s3rver was installed but $S3RVER_JS is missing"
-
 BUCKET=ktape-test
-mkdir -p "$T/s3data"
-# s3rver makes ListObjectsV2 continuation tokens with DES, which OpenSSL 3
-# keeps in its legacy provider.
 # --service-endpoint localhost makes BUCKET.s3.localhost a virtual host of
 # the bucket (libcurl resolves *.localhost to loopback itself).
-node --openssl-legacy-provider "$S3RVER_JS" -d "$T/s3data" -a 127.0.0.1 -p 0 \
-	--service-endpoint localhost --configure-bucket "$BUCKET" \
-	>"$T/s3rver.log" 2>&1 &
-# lib.sh's exit trap stops every PID in this list (SIGTERM, then SIGKILL).
-KT_SANDBOX_PIDS+=($!)
-s3rver_port() {
-	sed -n 's/^S3rver listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$T/s3rver.log" | head -1
-}
-s3rver_ready() { [ -n "$(s3rver_port)" ]; }
-wait_until 20 s3rver_ready
-PORT=$(s3rver_port)
-[ -n "$PORT" ] || fail "s3rver did not start: $(tail -5 "$T/s3rver.log")"
+start_s3rver "$BUCKET" --service-endpoint localhost
+PORT=$S3RVER_PORT
 note "s3rver on 127.0.0.1:$PORT"
 
 # s3rver's built-in account.
