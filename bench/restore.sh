@@ -11,10 +11,12 @@
 #   window   ktape restore --from-time/--to-time of a 1% time window
 #
 # Each phase is a whole process timed from spawn to exit, with its peak RSS
-# (/usr/bin/time %M), writing into its own fresh topic of a target sandbox
-# started for the round.  Phases are interleaved over --runs rounds and the
-# best time of each is kept.  MB/s is record bytes (keys, values, headers)
-# per second, MB = 10^6 bytes.
+# and CPU seconds (/usr/bin/time %M %U %S) and the CPU seconds the target
+# sandbox's brokers spent meanwhile (they share the machine's cores, so a
+# CPU-bound phase is bounded by the sum), writing into its own fresh topic
+# of a target sandbox started for the round.  Phases are interleaved over
+# --runs rounds and the best time of each is kept.  MB/s is record bytes
+# (keys, values, headers) per second, MB = 10^6 bytes.
 #
 # Usage: bench/restore.sh BUILD_DIR [--partitions 64] [--mb-per-partition 3]
 #                         [--runs 3] [--dir /tmp/kt-bench-restore]
@@ -66,24 +68,34 @@ echo "topic: bench, $parts partitions, $produced records, timestamps over $(((tm
 
 # The settings ktape restore and bench_restore_bare use, so that kcat gets
 # them too (the bench's rule: the same producer settings for all).
-PRODUCER_X=(-X enable.idempotence=true -X acks=all -X linger.ms=5 -X batch.num.messages=10000
+PRODUCER_X=(-X enable.idempotence=true -X acks=all -X compression.type=lz4 -X linger.ms=5 -X batch.num.messages=10000
 	-X queue.buffering.max.kbytes=65536 -X queue.buffering.max.messages=200000)
-declare -A best_s best_rss
-run_phase() { # NAME CMD...
-	local name=$1 s rss
+declare -A best_s best_rss best_cpu best_bcpu
+tck=$(getconf CLK_TCK)
+sandbox_ticks() { # PID: user+system clock ticks the target sandbox used so far
+	awk '{ print $14 + $15 }' "/proc/$1/stat"
+}
+run_phase() { # NAME CMD... ; records the best time, its RSS, its CPU and the brokers' CPU
+	local name=$1 s rss u k t0 t1 cpu bcpu
 	shift
 	sync
-	/usr/bin/time -f '%e %M' -o "$dir/time" "$@" >"$dir/out.$name" 2>"$dir/err.$name" || {
+	t0=$(sandbox_ticks "$dst_pid")
+	/usr/bin/time -f '%e %M %U %S' -o "$dir/time" "$@" >"$dir/out.$name" 2>"$dir/err.$name" || {
 		echo "$name failed:" >&2
 		tail -n 5 "$dir/err.$name" >&2
 		exit 1
 	}
-	read -r s rss <"$dir/time"
+	t1=$(sandbox_ticks "$dst_pid")
+	read -r s rss u k <"$dir/time"
+	cpu=$(awk -v u="$u" -v k="$k" 'BEGIN { print u + k }')
+	bcpu=$(awk -v a="$t0" -v b="$t1" -v t="$tck" 'BEGIN { print (b - a) / t }')
 	if [ -z "${best_s[$name]:-}" ] || awk -v a="$s" -v b="${best_s[$name]}" 'BEGIN { exit !(a < b) }'; then
 		best_s[$name]=$s
 		best_rss[$name]=$rss
+		best_cpu[$name]=$cpu
+		best_bcpu[$name]=$bcpu
 	fi
-	echo "  run $r $name: ${s}s, peak RSS $((rss / 1024)) MiB"
+	echo "  run $r $name: ${s}s, cpu ${cpu}s (brokers ${bcpu}s), peak RSS $((rss / 1024)) MiB"
 }
 for r in $(seq "$runs"); do
 	rm -f "$dir/dst.bootstrap"
@@ -104,16 +116,19 @@ for r in $(seq "$runs"); do
 done
 
 echo
-printf '%-8s %9s %9s %10s %9s %9s %9s\n' phase seconds MB/s records/s "RSS MiB" "x bare" "x kcat"
+printf '%-8s %9s %9s %10s %8s %10s %9s %9s %9s\n' phase seconds MB/s records/s "cpu s" "brokers s" "RSS MiB" "x bare" \
+	"x kcat"
 for name in bare kcat ktape; do
 	awk -v n="$name" -v s="${best_s[$name]}" -v rss="${best_rss[$name]}" -v b="$bytes" -v rec="$produced" \
-		-v bare="${best_s[bare]}" -v kc="${best_s[kcat]}" 'BEGIN {
-		printf "%-8s %9.2f %9.1f %10.0f %9.0f %9.2f %9.2f\n", n, s, b / 1e6 / s, rec / s, rss / 1024, bare / s, kc / s
+		-v cpu="${best_cpu[$name]}" -v bcpu="${best_bcpu[$name]}" -v bare="${best_s[bare]}" -v kc="${best_s[kcat]}" 'BEGIN {
+		printf "%-8s %9.2f %9.1f %10.0f %8.2f %10.2f %9.0f %9.2f %9.2f\n", n, s, b / 1e6 / s, rec / s, cpu, bcpu,
+			rss / 1024, bare / s, kc / s
 	}'
 done
 awk -v s="${best_s[window]}" -v rss="${best_rss[window]}" -v full="${best_s[ktape]}" -v rec="$wrec" -v bl="$wblocks" 'BEGIN {
 	printf "window   %9.2f s, %.1f%% of the full restore, %d records, blocks read %s, peak RSS %.0f MiB\n", s, 100 * s / full, rec, bl, rss / 1024
 }'
 echo "(kcat sends keys and values only, partitioned by key; bare and ktape also send headers, timestamps and source partitions)"
+echo "(seconds: best wall time of the runs; cpu s: user+system seconds of that run; brokers s: the target sandbox's, same run)"
 echo "targets: ktape >= 0.90 x bare; ktape >= 1.50 x kcat; window <= 5% of the full restore; peak RSS <= 256 MiB"
 echo "loadavg at end: $(cat /proc/loadavg)"
