@@ -8,9 +8,10 @@
 #   zstd-1     ktape capture --compression zstd --level 1
 #   zstd-3     ktape capture --compression zstd --level 3
 #
-# Each is a whole process timed from spawn to exit, with its peak RSS
-# (/usr/bin/time %M).  The phases are interleaved over --runs rounds and the
-# best time of each is kept.  MB/s is record bytes (keys, values, headers)
+# Each is a whole process timed from spawn to exit, with its peak RSS and
+# CPU seconds (/usr/bin/time %M %U %S) and the CPU seconds the sandbox's
+# brokers spent meanwhile (they share the machine's cores).  The phases are
+# interleaved over --runs rounds and the best time of each is kept.  MB/s is record bytes (keys, values, headers)
 # per second, MB = 10^6 bytes.
 #
 # Usage: bench/capture.sh BUILD_DIR [--partitions 64] [--mb-per-partition 16]
@@ -54,23 +55,32 @@ if [ "$produced" != "$seen" ]; then
 fi
 echo "topic: bench, $parts partitions, $produced records, $bytes record bytes ($(awk -v b="$bytes" 'BEGIN { printf "%.1f", b / 1e6 }') MB), produced zstd-compressed"
 
-declare -A best_s best_rss best_cpu
-run_phase() { # NAME CMD... ; records the best time, its RSS and CPU time
-	local name=$1 s rss u k
+declare -A best_s best_rss best_cpu best_bcpu
+tck=$(getconf CLK_TCK)
+sandbox_ticks() { # user+system clock ticks the sandbox used so far
+	awk '{ print $14 + $15 }' "/proc/$sandbox_pid/stat"
+}
+run_phase() { # NAME CMD... ; records the best time, its RSS and CPU time, and the brokers' CPU time
+	local name=$1 s rss u k t0 t1 bcpu
 	shift
 	sync
+	t0=$(sandbox_ticks)
 	/usr/bin/time -f '%e %M %U %S' -o "$dir/time" "$@" >"$dir/out.$name" 2>"$dir/err.$name" || {
 		echo "$name failed:" >&2
 		tail -n 5 "$dir/err.$name" >&2
 		exit 1
 	}
+	t1=$(sandbox_ticks)
 	read -r s rss u k <"$dir/time"
+	bcpu=$(awk -v a="$t0" -v b="$t1" -v t="$tck" 'BEGIN { print (b - a) / t }')
 	if [ -z "${best_s[$name]:-}" ] || awk -v a="$s" -v b="${best_s[$name]}" 'BEGIN { exit !(a < b) }'; then
 		best_s[$name]=$s
 		best_rss[$name]=$rss
 		best_cpu[$name]=$(awk -v u="$u" -v k="$k" 'BEGIN { print u + k }')
+		best_bcpu[$name]=$bcpu
 	fi
-	echo "  run $r $name: ${s}s, cpu $(awk -v u="$u" -v k="$k" 'BEGIN { print u + k }')s, peak RSS $((rss / 1024)) MiB"
+	echo "  run $r $name: ${s}s, cpu $(awk -v u="$u" -v k="$k" 'BEGIN { print u + k }')s (brokers ${bcpu}s)," \
+		"peak RSS $((rss / 1024)) MiB"
 }
 capture_phase() { # NAME CODEC LEVEL
 	rm -rf "$dir/repo"
@@ -93,14 +103,16 @@ for r in $(seq "$runs"); do
 done
 
 echo
-printf '%-8s %9s %9s %10s %8s %9s %9s %9s %12s\n' phase seconds MB/s records/s "cpu s" "RSS MiB" "x bare" "x kcat" "stored MB"
+printf '%-8s %9s %9s %10s %8s %10s %9s %9s %9s %12s\n' phase seconds MB/s records/s "cpu s" "brokers s" "RSS MiB" \
+	"x bare" "x kcat" "stored MB"
 for name in bare kcat none zstd-1 zstd-3; do
 	awk -v n="$name" -v s="${best_s[$name]}" -v rss="${best_rss[$name]}" -v b="$bytes" -v rec="$produced" \
-		-v cpu="${best_cpu[$name]}" -v bare="${best_s[bare]}" -v kc="${best_s[kcat]}" -v st="${stored[$name]:-}" 'BEGIN {
-		printf "%-8s %9.2f %9.1f %10.0f %8.2f %9.0f %9.2f %9.2f %12s\n", n, s, b / 1e6 / s, rec / s, cpu,
+		-v cpu="${best_cpu[$name]}" -v bcpu="${best_bcpu[$name]}" -v bare="${best_s[bare]}" -v kc="${best_s[kcat]}" \
+		-v st="${stored[$name]:-}" 'BEGIN {
+		printf "%-8s %9.2f %9.1f %10.0f %8.2f %10.2f %9.0f %9.2f %9.2f %12s\n", n, s, b / 1e6 / s, rec / s, cpu, bcpu,
 			rss / 1024, bare / s, kc / s, st == "" ? "-" : sprintf("%.1f", st / 1e6)
 	}'
 done
-echo "(seconds: best wall time of the runs; cpu s: user+system seconds of that run)"
+echo "(seconds: best wall time of the runs; cpu s: user+system seconds of that run; brokers s: the sandbox's, same run)"
 echo "targets: none >= 0.90 x bare; zstd-1 >= 2.00 x kcat; peak RSS <= 256 MiB"
 echo "loadavg at end: $(cat /proc/loadavg)"
