@@ -584,11 +584,24 @@ int cap_workers_configure(struct kt_capture *cap, rd_kafka_conf_t *conf, char *e
 		{ "partition.assignment.strategy", "cooperative-sticky" },
 		{ "enable.auto.commit", "false" },
 		{ "client.id", "ktape-capture-worker" },
+		/* A dead worker's partitions move after this long (Kafka's
+		 * default is 45 s).  librdkafka's mock also makes the next
+		 * group of workers wait this long to join after one leaves. */
+		{ "session.timeout.ms", "10000" },
+		{ "heartbeat.interval.ms", "1000" },
 	};
-	char why[512];
+	char why[512], kbytes[32];
 
 	if (rd_kafka_conf_set(conf, "group.id", cap->workers_group, why, sizeof(why)) != RD_KAFKA_CONF_OK)
 		return kt_seterr(errstr, errstr_size, KT_EUSAGE, "--workers-group: %s", why);
+	/* A worker stages nothing itself: librdkafka's queue is its staging,
+	 * so it gets half the memory budget (the open blocks the other half).
+	 * Smaller, it fills while a block compresses and librdkafka 2.0.2
+	 * then stops fetching for a whole second (128 MB, one worker: 2.1 s
+	 * with 16 MiB, 1.0 s with 64 MiB). */
+	snprintf(kbytes, sizeof(kbytes), "%llu", (unsigned long long)(cap->opts.memory_budget / 2 / 1024));
+	if (rd_kafka_conf_set(conf, "queued.max.messages.kbytes", kbytes, why, sizeof(why)) != RD_KAFKA_CONF_OK)
+		return kt_seterr(errstr, errstr_size, KT_EUSAGE, "queued.max.messages.kbytes: %s", why);
 	for (size_t i = 0; i < sizeof(props) / sizeof(props[0]); i++)
 		if (rd_kafka_conf_set(conf, props[i][0], props[i][1], why, sizeof(why)) != RD_KAFKA_CONF_OK)
 			return kt_seterr(errstr, errstr_size, KT_EUSAGE, "librdkafka property '%s': %s", props[i][0],
