@@ -30,6 +30,6 @@ start_s3rver() {
 }
 
 _s3rver_port() {
-	sed -n 's/^S3rver listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$T/s3rver.log" | head -1
+	sed -n 's/^S3rver listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$T/s3rver.log" 2>/dev/null | head -1
 }
 _s3rver_listening() { [ -n "$(_s3rver_port)" ]; }
