@@ -388,13 +388,17 @@ size_t kt_s3_merge_blocks(const struct kt_store_block_info *blocks, size_t n, si
 
 uint64_t kt_s3_next_budget(uint64_t budget, size_t prev, size_t i, uint64_t block_span, uint64_t cap)
 {
+	if (cap > KT_S3_MERGE_MAX)
+		cap = KT_S3_MERGE_MAX;
+	/* A read that begins at the first block is most often the whole
+	 * segment (a full restore, verify, cat): it reads ahead at once. */
+	if (prev == SIZE_MAX && i == 0)
+		return cap;
 	if (prev == SIZE_MAX || i != prev + 1)
 		return 0;
 	budget = budget ? budget * 2 : block_span * 2;
 	if (budget < block_span)
 		budget = block_span;
-	if (cap > KT_S3_MERGE_MAX)
-		cap = KT_S3_MERGE_MAX;
 	return budget > cap ? cap : budget;
 }
 

@@ -98,7 +98,9 @@ size_t kt_s3_merge_blocks(const struct kt_store_block_info *blocks, size_t n, si
  * prev (SIZE_MAX when none): it doubles, from the block's own span up to
  * cap, while blocks are read in order, and falls back to 0 (the block
  * alone) on a jump, so a window read fetches little more than its blocks
- * and a whole-segment read uses few, large requests. */
+ * and a whole-segment read uses few, large requests.  A read that starts
+ * at block 0 gets cap at once: it is most often a whole-segment read, and
+ * a window that starts there costs at most cap more bytes. */
 uint64_t kt_s3_next_budget(uint64_t budget, size_t prev, size_t i, uint64_t block_span, uint64_t cap);
 
 /* All readers on object storage together read ahead at most this much, so
