@@ -10,7 +10,7 @@
  *   bench_restore_bare -b BROKERS -t TOPIC RECORDS.bin
  *       maps RECORDS.bin and produces every record to the same partition
  *       with its key, value, headers and timestamp, with the producer
- *       settings ktape restore uses (idempotence, acks=all, linger.ms=5,
+ *       settings ktape restore uses (idempotence, acks=all, lz4, linger.ms=5,
  *       batch.num.messages=10000, a 64 MiB queue) and the same copy flag,
  *       then flushes.  Prints "records=N bytes=B seconds=S".
  */
@@ -177,6 +177,7 @@ static int produce(const char *brokers, const char *topic, const char *path)
 	static const char *const conf_pairs[][2] = {
 		{ "enable.idempotence", "true" },
 		{ "acks", "all" },
+		{ "compression.type", "lz4" },
 		{ "linger.ms", "5" },
 		{ "batch.num.messages", "10000" },
 		{ "queue.buffering.max.kbytes", "65536" },

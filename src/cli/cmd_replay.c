@@ -46,7 +46,9 @@ static void usage(FILE *out)
 		"  -x, --exclude T            leave out a name or '^regex' (repeatable)\n"
 		"      --map SRC=DST          send topic SRC to DST (repeatable)\n"
 		"      --prefix P             send every other topic to P<name>\n"
-		"  -X NAME=VALUE              librdkafka producer property (repeatable)\n"
+		"  -X NAME=VALUE              librdkafka producer property (repeatable);\n"
+		"                             batches are lz4-compressed unless\n"
+		"                             compression.type is set\n"
 		"  -F FILE                    librdkafka properties file (kcat syntax)\n"
 		"\n"
 		"Window:\n"
@@ -447,7 +449,7 @@ int kt_cli_cmd_replay(int argc, char **argv)
 			printf("%s\n", text);
 			free(text);
 		}
-	} else if (!err || err == KT_EINTERRUPTED) {
+	} else if ((!err || err == KT_EINTERRUPTED) && kt_cli_verbosity >= KT_LOG_INFO) {
 		print_summary(summary, opts.brokers, err == KT_EINTERRUPTED);
 	}
 	rc = kt_cli_exit_for(err);

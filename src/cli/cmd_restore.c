@@ -45,7 +45,8 @@ static void usage(FILE *out)
 		"  -x, --exclude T            leave out a name or '^regex' (repeatable)\n"
 		"      --map SRC=DST          restore topic SRC into DST (repeatable)\n"
 		"      --prefix P             restore every other topic into P<name>\n"
-		"  -X NAME=VALUE              librdkafka property (repeatable)\n"
+		"  -X NAME=VALUE              librdkafka property (repeatable); batches are\n"
+		"                             lz4-compressed unless compression.type is set\n"
 		"  -F FILE                    librdkafka properties file (kcat syntax)\n"
 		"\n"
 		"Window:\n"
@@ -453,7 +454,8 @@ int kt_cli_cmd_restore(int argc, char **argv)
 		if (text)
 			printf("%s\n", text);
 		free(text);
-	} else if (!err) {
+	} else if (!err && (kt_cli_verbosity >= KT_LOG_INFO || opts.dry_run)) {
+		/* -q: errors only; a dry run's table is what was asked for. */
 		print_summary(summary, opts.brokers, opts.dry_run);
 	}
 	rc = kt_cli_exit_for(err);

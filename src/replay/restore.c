@@ -797,8 +797,13 @@ static int make_producer(struct kt_replay *rp, char *errstr, size_t errstr_size)
 			goto out;
 	}
 	/* Large batches and a bounded queue: throughput near a bare producer
-	 * with memory independent of the backup's size. */
-	if ((err = set_default(conf, "linger.ms", "5", user, errstr, errstr_size)) ||
+	 * with memory independent of the backup's size.  Batches are
+	 * compressed with lz4 unless -X says otherwise: uncompressed batches
+	 * could make a restored cluster need several times the source's disk
+	 * (the source's producers almost always compressed), and lz4 costs
+	 * the least CPU of Kafka's codecs. */
+	if ((err = set_default(conf, "compression.type", "lz4", user, errstr, errstr_size)) ||
+	    (err = set_default(conf, "linger.ms", "5", user, errstr, errstr_size)) ||
 	    (err = set_default(conf, "batch.num.messages", "10000", user, errstr, errstr_size)) ||
 	    (err = set_default(conf, "queue.buffering.max.kbytes", "65536", user, errstr, errstr_size)) ||
 	    (err = set_default(conf, "queue.buffering.max.messages", "200000", user, errstr, errstr_size)))

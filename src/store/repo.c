@@ -580,7 +580,7 @@ static int open_s3(struct kt_store_repo *repo, const char *url, unsigned flags,
 	err = kt_s3_url_head(marker, &size, errstr, errstr_size);
 	if (err == KT_ENOTFOUND) {
 		if (!(flags & KT_STORE_REPO_CREATE))
-			return kt_seterr(errstr, errstr_size, KT_EMAGIC,
+			return kt_seterr(errstr, errstr_size, KT_ENOTFOUND,
 					 "%s is not a ktape repository (it has no %s)", repo->path, MARKER_NAME);
 		err = lock_s3(repo, errstr, errstr_size);
 		if (err)
@@ -673,7 +673,7 @@ int kt_store_repo_open(struct kt_store_repo **out, const char *path,
 	}
 	if (stat(marker, &st) < 0 && errno == ENOENT) {
 		if (!(flags & KT_STORE_REPO_CREATE)) {
-			err = kt_seterr(errstr, errstr_size, KT_EMAGIC,
+			err = kt_seterr(errstr, errstr_size, KT_ENOTFOUND,
 					"%s is not a ktape repository (it has no %s)", repo->path, MARKER_NAME);
 			goto fail;
 		}

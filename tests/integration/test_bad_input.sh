@@ -136,7 +136,7 @@ cat -r valid -t orders -s 20990101T000000000Z-00000000 | 1 | has no snapshot 209
 cat -r valid -t orders -s ../ktape-repository        | 2 | '../ktape-repository' is not a snapshot id
 cat -r nonexistent -t orders                         | 1 | nonexistent: no such repository
 cat -r afile -t orders                               | 3 | afile: not a tar archive: Unrecognized archive format
-cat -r emptydir -t orders                            | 3 | is not a ktape repository (it has no ktape-repository.json)
+cat -r emptydir -t orders                            | 1 | is not a ktape repository (it has no ktape-repository.json)
 cat -r future-marker -t orders                       | 1 | repository format version 2 is newer than this ktape supports (1)
 cat -r dotdot-manifest -t orders                     | 3 | is not a relative path inside the repository
 
@@ -183,7 +183,7 @@ ls                                                   | 2 | -r REPO is required
 ls -r valid --bogus                                  | 2 | unrecognized option '--bogus'
 ls -r nonexistent                                    | 1 | nonexistent: no such repository
 ls -r afile                                          | 3 | afile: not a tar archive: Unrecognized archive format
-ls -r emptydir                                       | 3 | is not a ktape repository
+ls -r emptydir                                       | 1 | is not a ktape repository
 ls -r future-marker                                  | 1 | repository format version 2 is newer than this ktape supports (1)
 ls -r wrong-format-marker                            | 3 | not a ktape repository marker
 show -r valid 20990101T000000000Z-00000000           | 1 | has no snapshot 20990101T000000000Z-00000000

@@ -104,3 +104,19 @@ expect_status 2 "$KTAPE" restore -b "$DST" -r "$REPO" --from-offset 10 --to-offs
 expect_status 2 "$KTAPE" restore -b "$DST" -r "$REPO" --from-offset 1:2:3:4
 expect_status 2 "$KTAPE" restore -r "$REPO"
 pass "unreachable brokers, unknown snapshots and topics, bad windows fail clearly"
+
+# Batches are compressed unless -X says otherwise (RELIABILITY.md finding
+# 9.6): 8 MB of JSON-like records fit the sandbox's 5 MiB per partition only
+# compressed, so an uncompressed restore would lose its oldest records to
+# the target's retention and the count would come up short.
+start_sandbox -n 1 --topic big:1
+BIG=$BOOTSTRAP
+"$KTAPE" gen -b "$BIG" -t big -n 16000 --size 500 --seed 12 >/dev/null || fail "gen big failed"
+"$KTAPE" -q capture -b "$BIG" -r "$T/bigrepo" -t big --admin-timeout 500ms --no-progress || fail "capture big failed"
+start_sandbox -n 1 --topic big:1
+"$KTAPE" -q restore -b "$BOOTSTRAP" -r "$T/bigrepo" --no-progress >"$T/big.out" 2>&1 || fail "restore big failed: $(cat "$T/big.out")"
+[ ! -s "$T/big.out" ] || fail "-q restore printed: $(cat "$T/big.out")"
+low=$(kcat -Q -b "$BOOTSTRAP" -t big:0:-2 2>/dev/null | awk '{print $NF}')
+n=$(kcat -C -b "$BOOTSTRAP" -t big -e -q -f 'x\n' | wc -l)
+[ "$n" -eq 16000 ] || fail "restored 8 MB into a 5 MiB partition: $n of 16000 records kept (log start ${low:-?}): batches not compressed?"
+pass "restore compresses batches by default: 8 MB of records fit the target's 5 MiB"

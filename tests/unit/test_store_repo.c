@@ -177,7 +177,7 @@ static void test_repo_open_refuses_what_is_not_a_repository(void **state)
 	assert_int_equal(kt_store_repo_open(&repo, f->repo_path, 0, 0, errstr, sizeof(errstr)), KT_ENOTFOUND);
 	assert_null(repo);
 	/* An existing directory without a marker is not a repository... */
-	assert_int_equal(kt_store_repo_open(&repo, f->dir, 0, 0, errstr, sizeof(errstr)), KT_EMAGIC);
+	assert_int_equal(kt_store_repo_open(&repo, f->dir, 0, 0, errstr, sizeof(errstr)), KT_ENOTFOUND);
 	assert_non_null(strstr(errstr, "not a ktape repository"));
 	/* ...and one holding someone's files does not become one. */
 	write_text(f->dir, "notes.txt", "precious");
