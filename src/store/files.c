@@ -247,6 +247,11 @@ static int list_objects(const char *dir, char ***names, size_t *count, char *err
 		v[n++] = objs[i].rel;
 		objs[i].rel = NULL;
 	}
+	/* As for a directory: no names, no array. */
+	if (n == 0) {
+		free(v);
+		v = NULL;
+	}
 	*names = v;
 	*count = n;
 out:

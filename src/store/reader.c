@@ -53,6 +53,7 @@ struct kt_store_reader {
 	size_t last_loaded;      /* block loaded last, SIZE_MAX for none */
 	uint64_t fetch_end;      /* the next miss fetches up to here (0: just
 				  * what was asked) */
+	char s3_msg[512];        /* the store's answer to the last failed GET */
 	uint64_t file_size;
 	uint16_t header_size;
 	struct kt_store_segment_info info;
@@ -113,6 +114,13 @@ static int pread_full(int fd, void *buf, size_t len, uint64_t off)
 
 static int grow(uint8_t **buf, size_t *cap, size_t need);
 
+/* Why a read failed: the store's own answer (HTTP status and S3's error
+ * code) for a segment on object storage, else the code's name. */
+static const char *read_why(const struct kt_store_reader *reader, int err)
+{
+	return reader->s3 && reader->s3_msg[0] ? reader->s3_msg : kt_strerror(err);
+}
+
 /* Reads exactly len bytes at segment offset off, from the file or, for a
  * segment on object storage, from the readahead cache or one ranged GET
  * (of up to fetch_end, when a caller planned a merged read).  KT_ETRUNCATED
@@ -138,7 +146,8 @@ static int src_read(struct kt_store_reader *reader, void *buf, size_t len, uint6
 	reader->fetch_end = 0;
 	if (want_end == off + len) {
 		/* Nothing to keep for later: straight into the caller's buffer. */
-		err = kt_s3_get_range(reader->s3, reader->s3_key, off, len, buf, &got, NULL, 0);
+		err = kt_s3_get_range(reader->s3, reader->s3_key, off, len, buf, &got, reader->s3_msg,
+				      sizeof(reader->s3_msg));
 		if (!err && got < len)
 			err = KT_ETRUNCATED;
 		return err == KT_ERANGE ? KT_ETRUNCATED : err;
@@ -147,7 +156,7 @@ static int src_read(struct kt_store_reader *reader, void *buf, size_t len, uint6
 	if (grow(&reader->ra_buf, &reader->ra_cap, (size_t)(want_end - off)) < 0)
 		return -ENOMEM;
 	err = kt_s3_get_range(reader->s3, reader->s3_key, off, (size_t)(want_end - off), reader->ra_buf,
-			      &got, NULL, 0);
+			      &got, reader->s3_msg, sizeof(reader->s3_msg));
 	if (err)
 		return err == KT_ERANGE ? KT_ETRUNCATED : err;
 	reader->ra_off = off;
@@ -265,7 +274,7 @@ io_fail:
 				 reader->path, i, (unsigned long long)file_offset);
 	return kt_seterr(errstr, errstr_size, err, "segment %s: block %zu at byte %llu: read "
 			 "failed: %s", reader->path, i, (unsigned long long)file_offset,
-			 kt_strerror(err));
+			 read_why(reader, err));
 }
 
 static int parse_record(struct kt_store_reader *reader, char *errstr, size_t errstr_size);
@@ -619,7 +628,7 @@ static int load_seek_table(struct kt_store_reader *reader, const struct kt_seg_f
 	if (err)
 		return kt_seterr(errstr, errstr_size, err, "segment %s: cannot read the seek "
 				 "table at byte %llu: %s", reader->path, (unsigned long long)sto,
-				 kt_strerror(err));
+				 read_why(reader, err));
 	if (table_sum != ftr->segment_checksum)
 		return kt_seterr(errstr, errstr_size, KT_ECORRUPT,
 				 "segment %s: seek table at byte %llu does not match the footer's "
@@ -638,7 +647,7 @@ static int load_seek_table(struct kt_store_reader *reader, const struct kt_seg_f
 	if (err) {
 		err = kt_seterr(errstr, errstr_size, err, "segment %s: cannot read the seek "
 				"table at byte %llu: %s", reader->path, (unsigned long long)sto,
-				kt_strerror(err));
+				read_why(reader, err));
 		goto out;
 	}
 	if (memcmp(table, KT_SEG_SEEK_MAGIC, 4) != 0) {
@@ -855,7 +864,7 @@ static int reader_open(struct kt_store_reader **out, const char *file, uint64_t 
 	err = src_read(reader, head, head_len, 0);
 	if (err) {
 		err = kt_seterr(errstr, errstr_size, err, "segment %s: cannot read the file "
-				"header: %s", path, kt_strerror(err));
+				"header: %s", path, read_why(reader, err));
 		goto fail;
 	}
 	err = kt_seg_file_header_unpack(head, head_len, reader->file_size, &hdr, &why);

@@ -900,6 +900,12 @@ int kt_store_repo_list_snapshots(struct kt_store_repo *repo, char ***ids, size_t
 	}
 	if (n > 1)
 		qsort(v, n, sizeof(*v), cmp_desc);
+	/* No snapshots: no array either, as callers that free only what
+	 * they counted expect. */
+	if (n == 0) {
+		free(v);
+		v = NULL;
+	}
 	*ids = v;
 	*count = n;
 	v = NULL;
