@@ -80,6 +80,12 @@ int kt_cli_cmd_export(int argc, char **argv)
 			kt_cli_error("export", "%s", !repo_path ? "-r REPO is required" : "-o FILE (or -o -) is required");
 		return kt_cli_usage_error("export");
 	}
+	/* Archives are read and written as local files (format/archive.md). */
+	if (strncmp(repo_path, "s3://", 5) == 0) {
+		kt_cli_error("export", "%s: exporting from a repository on object storage is not implemented; "
+			     "copy it to a directory first (aws s3 sync) and export from there", repo_path);
+		return KT_EXIT_FAILURE;
+	}
 	if (strcmp(output, "-") == 0 && isatty(STDOUT_FILENO)) {
 		kt_cli_error("export", "refusing to write a binary archive to a terminal; redirect stdout or use -o FILE");
 		return kt_cli_usage_error("export");
@@ -196,6 +202,11 @@ int kt_cli_cmd_import(int argc, char **argv)
 			kt_cli_error("import", "%s", !repo_path ? "-r REPO is required" :
 				     "the archive FILE (or -) is required");
 		return kt_cli_usage_error("import");
+	}
+	if (strncmp(repo_path, "s3://", 5) == 0) {
+		kt_cli_error("import", "%s: importing into a repository on object storage is not implemented; "
+			     "import into a directory and copy it to the bucket (aws s3 sync)", repo_path);
+		return KT_EXIT_FAILURE;
 	}
 	/* A repository this import creates and then fails to fill is removed
 	 * again: a failed import must not leave an empty repository that

@@ -120,6 +120,14 @@ kcat_dump audit >"$T/audit.src"
 "$KTAPE" cat -r "$REPO" -t orders >"$T/orders.cat" || fail "cat orders"
 expect_same "$T/orders.src" "$T/orders.cat"
 pass "verify is clean and cat prints the records kcat reads from the source"
+# Export and import work on local repositories only: refused, naming why,
+# and nothing is created (not even a local directory named "s3:").
+(cd "$T" && "$KTAPE" export -r "$REPO" -o "$T/x.tar" 2>"$T/export.err") && fail "export from $REPO ran"
+grep -q "object storage is not implemented" "$T/export.err" || fail "export: $(cat "$T/export.err")"
+(cd "$T" && "$KTAPE" import -r "$REPO" "$T/x.tar" 2>"$T/import.err") && fail "import into $REPO ran"
+grep -q "object storage is not implemented" "$T/import.err" || fail "import: $(cat "$T/import.err")"
+[ ! -e "$T/s3:" ] && [ ! -e "$T/x.tar" ] || fail "export or import left files behind"
+pass "export and import refuse a repository on object storage, leaving nothing behind"
 
 # ---- restore into a second cluster ----------------------------------------
 # The sandbox reads the topics' layout from the snapshot itself (the mock
