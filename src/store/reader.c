@@ -54,6 +54,13 @@ struct kt_store_reader {
 	uint64_t fetch_end;      /* the next miss fetches up to here (0: just
 				  * what was asked) */
 	char s3_msg[512];        /* the store's answer to the last failed GET */
+	char s3_bucket[KT_S3_BUCKET_MAX + 1];
+	/* The range after ra_buf's, fetched in the background while blocks
+	 * are read in order; swapped in when the reader gets there. */
+	uint8_t *pf_buf;
+	size_t pf_cap;
+	struct kt_s3_fetch pf;
+	int pf_active;
 	uint64_t file_size;
 	uint16_t header_size;
 	struct kt_store_segment_info info;
@@ -141,6 +148,26 @@ static int src_read(struct kt_store_reader *reader, void *buf, size_t len, uint6
 	}
 	if (want_end > reader->file_size)
 		return KT_ETRUNCATED;
+	if (reader->pf_active) {
+		/* The range fetched ahead: use it if the read starts in it,
+		 * else it was a guess the reader did not follow. */
+		err = kt_s3_fetch_wait(&reader->pf);
+		reader->pf_active = 0;
+		if (!err && off >= reader->pf.off && want_end <= reader->pf.off + reader->pf.got) {
+			uint8_t *b = reader->ra_buf;
+			size_t c = reader->ra_cap;
+
+			reader->ra_buf = reader->pf_buf;
+			reader->ra_cap = reader->pf_cap;
+			reader->pf_buf = b;
+			reader->pf_cap = c;
+			reader->ra_off = reader->pf.off;
+			reader->ra_len = reader->pf.got;
+			reader->fetch_end = 0;
+			memcpy(buf, reader->ra_buf + (off - reader->ra_off), len);
+			return 0;
+		}
+	}
 	if (reader->fetch_end > want_end && reader->fetch_end <= reader->file_size)
 		want_end = reader->fetch_end;
 	reader->fetch_end = 0;
@@ -280,6 +307,32 @@ io_fail:
 static int parse_record(struct kt_store_reader *reader, char *errstr, size_t errstr_size);
 static int finish_block(struct kt_store_reader *reader, char *errstr, size_t errstr_size);
 
+/* While blocks are read in order from object storage, starts fetching the
+ * blocks after the readahead range (block i was just read from it), so
+ * that the network works while the caller decodes.  A failure here only
+ * means no head start: the read itself then fetches and reports. */
+static void start_prefetch(struct kt_store_reader *reader, size_t i, uint64_t table)
+{
+	uint64_t next = reader->ra_off + reader->ra_len, end = 0;
+	size_t j;
+
+	if (reader->pf_active || reader->ra_budget == 0 || reader->ra_len == 0 || next >= table)
+		return;
+	for (j = i + 1; j < reader->block_count && reader->blocks[j].file_offset < next; j++)
+		;
+	if (j >= reader->block_count || reader->blocks[j].file_offset != next)
+		return; /* block i did not come from the readahead range */
+	kt_s3_merge_blocks(reader->blocks, reader->block_count, j, table, reader->ra_budget, &end);
+	if (end <= next || grow(&reader->pf_buf, &reader->pf_cap, (size_t)(end - next)) < 0)
+		return;
+	memcpy(reader->pf.bucket, reader->s3_bucket, sizeof(reader->pf.bucket));
+	reader->pf.key = reader->s3_key;
+	reader->pf.off = next;
+	reader->pf.len = (size_t)(end - next);
+	reader->pf.buf = reader->pf_buf;
+	reader->pf_active = kt_s3_fetch_start(&reader->pf) == 0;
+}
+
 /* Loads block i: read, verify, decompress, and position before its first
  * record. */
 static int load_block(struct kt_store_reader *reader, size_t i, char *errstr,
@@ -306,10 +359,15 @@ static int load_block(struct kt_store_reader *reader, size_t i, char *errstr,
 		kt_s3_merge_blocks(reader->blocks, reader->block_count, i, table, reader->ra_budget,
 				   &reader->fetch_end);
 		reader->last_loaded = i;
+		err = read_block(reader, i, expect->file_offset, expect, &blk, errstr, errstr_size);
+		if (err)
+			return err;
+		start_prefetch(reader, i, table);
+	} else {
+		err = read_block(reader, i, expect->file_offset, expect, &blk, errstr, errstr_size);
+		if (err)
+			return err;
 	}
-	err = read_block(reader, i, expect->file_offset, expect, &blk, errstr, errstr_size);
-	if (err)
-		return err;
 	if (blk.codec == KT_CODEC_ZSTD) {
 		const char *why = zstd_frame_problem(reader->io_buf + KT_SEG_BLOCK_HEADER_SIZE,
 						     blk.stored_size, blk.raw_size);
@@ -821,10 +879,11 @@ static int reader_open(struct kt_store_reader **out, const char *file, uint64_t 
 	}
 	reader->last_loaded = SIZE_MAX;
 	if (kt_s3_url_is_s3(file) && length == UINT64_MAX) {
-		char bucket[KT_S3_BUCKET_MAX + 1];
+		char bucket[KT_S3_BUCKET_MAX + 1] = "";
 		uint64_t size = 0;
 
 		err = kt_s3_object_split(reader->path, bucket, &reader->s3_key, errstr, errstr_size);
+		memcpy(reader->s3_bucket, bucket, sizeof(reader->s3_bucket));
 		if (!err)
 			err = kt_s3_pool_get(bucket, &reader->s3, errstr, errstr_size);
 		if (reader->s3)
@@ -963,12 +1022,16 @@ void kt_store_reader_destroy(struct kt_store_reader *reader)
 {
 	if (!reader)
 		return;
+	/* A fetch ahead writes into pf_buf and reads path: it ends first. */
+	if (reader->pf_active)
+		kt_s3_fetch_wait(&reader->pf);
 	if (reader->fd >= 0)
 		close(reader->fd);
 	if (reader->s3)
 		kt_s3_readahead_cap(-1);
 	kt_s3_pool_put(reader->s3);
 	free(reader->ra_buf);
+	free(reader->pf_buf);
 	ZSTD_freeDCtx(reader->dctx);
 	free(reader->io_buf);
 	free(reader->raw_buf);

@@ -407,9 +407,99 @@ static _Atomic long open_readers;
 uint64_t kt_s3_readahead_cap(int delta)
 {
 	long n = atomic_fetch_add(&open_readers, delta) + delta;
-	uint64_t cap = n > 0 ? KT_S3_READAHEAD_TOTAL / (uint64_t)n : KT_S3_MERGE_MAX;
+	uint64_t cap = n > 0 ? KT_S3_READAHEAD_TOTAL / (2 * (uint64_t)n) : KT_S3_MERGE_MAX;
 
 	if (cap > KT_S3_MERGE_MAX)
 		cap = KT_S3_MERGE_MAX;
 	return cap < (256u << 10) ? (256u << 10) : cap;
+}
+
+/* ---- background fetches ------------------------------------------------ */
+
+/* Few threads: they only wait on the network, and each holds a pooled
+ * client (a connection) while it works. */
+#define FETCH_THREADS 4
+
+static pthread_mutex_t fetch_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t fetch_queued = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t fetch_finished = PTHREAD_COND_INITIALIZER;
+static struct kt_s3_fetch *fetch_head, *fetch_tail;
+static int fetch_threads_started;
+
+static void run_fetch(struct kt_s3_fetch *f)
+{
+	struct kt_s3_client *s3 = NULL;
+
+	f->msg[0] = '\0';
+	f->got = 0;
+	f->err = kt_s3_pool_get(f->bucket, &s3, f->msg, sizeof(f->msg));
+	if (!f->err)
+		f->err = kt_s3_get_range(s3, f->key, f->off, f->len, f->buf, &f->got, f->msg, sizeof(f->msg));
+	kt_s3_pool_put(s3);
+}
+
+/* The threads live as long as the process: there is nothing to release
+ * at exit that the kernel does not. */
+static void *fetch_thread(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&fetch_lock);
+	for (;;) {
+		struct kt_s3_fetch *f;
+
+		while (!fetch_head)
+			pthread_cond_wait(&fetch_queued, &fetch_lock);
+		f = fetch_head;
+		fetch_head = f->next;
+		if (!fetch_head)
+			fetch_tail = NULL;
+		pthread_mutex_unlock(&fetch_lock);
+		run_fetch(f);
+		pthread_mutex_lock(&fetch_lock);
+		f->done = 1;
+		pthread_cond_broadcast(&fetch_finished);
+	}
+	return NULL;
+}
+
+int kt_s3_fetch_start(struct kt_s3_fetch *f)
+{
+	int err = 0;
+
+	pthread_mutex_lock(&fetch_lock);
+	while (fetch_threads_started < FETCH_THREADS) {
+		pthread_attr_t attr;
+		pthread_t tid;
+
+		pthread_attr_init(&attr);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		err = -pthread_create(&tid, &attr, fetch_thread, NULL);
+		pthread_attr_destroy(&attr);
+		if (err)
+			break;
+		fetch_threads_started++;
+	}
+	if (fetch_threads_started == 0) {
+		pthread_mutex_unlock(&fetch_lock);
+		return err ? err : -EAGAIN;
+	}
+	f->done = 0;
+	f->next = NULL;
+	if (fetch_tail)
+		fetch_tail->next = f;
+	else
+		fetch_head = f;
+	fetch_tail = f;
+	pthread_cond_signal(&fetch_queued);
+	pthread_mutex_unlock(&fetch_lock);
+	return 0;
+}
+
+int kt_s3_fetch_wait(struct kt_s3_fetch *f)
+{
+	pthread_mutex_lock(&fetch_lock);
+	while (!f->done)
+		pthread_cond_wait(&fetch_finished, &fetch_lock);
+	pthread_mutex_unlock(&fetch_lock);
+	return f->err;
 }

@@ -109,7 +109,34 @@ uint64_t kt_s3_next_budget(uint64_t budget, size_t prev, size_t i, uint64_t bloc
 
 /* Registers (+1) or retires (-1) a reader on object storage and returns
  * the readahead cap each gets now: KT_S3_READAHEAD_TOTAL shared among the
- * open readers, at most KT_S3_MERGE_MAX and at least 256 KiB. */
+ * open readers' two range buffers (the one being read and the one being
+ * fetched ahead), at most KT_S3_MERGE_MAX and at least 256 KiB. */
 uint64_t kt_s3_readahead_cap(int delta);
+
+/* One ranged GET done in the background by the store's fetch threads, so
+ * that a reader's next blocks travel while it decodes the current ones.
+ * The caller owns the struct and the buffer, and must kt_s3_fetch_wait()
+ * for a started fetch before it reuses or frees either. */
+struct kt_s3_fetch {
+	char bucket[KT_S3_BUCKET_MAX + 1];
+	const char *key;  /* borrowed until the wait */
+	uint64_t off;
+	size_t len;
+	void *buf;
+	/* Results, valid after the wait. */
+	int err;
+	size_t got;
+	char msg[512];
+	/* Private to s3_repo.c. */
+	int done;
+	struct kt_s3_fetch *next;
+};
+
+/* Queues f (its bucket, key, off, len and buf set) for the fetch threads,
+ * starting them on first use.  0, or a code when no thread could be
+ * started (the caller then reads synchronously). */
+int kt_s3_fetch_start(struct kt_s3_fetch *f);
+/* Waits until f has finished; returns its code (0 with f->got bytes). */
+int kt_s3_fetch_wait(struct kt_s3_fetch *f);
 
 #endif /* KT_STORE_S3_REPO_PRIV_H */

@@ -186,8 +186,8 @@ static void test_readahead_cap_is_shared_among_open_readers(void **state)
 	assert_int_equal(kt_s3_readahead_cap(+1), KT_S3_MERGE_MAX);
 	for (int i = 0; i < 15; i++)
 		kt_s3_readahead_cap(+1);
-	/* 16 readers share 64 MiB: 4 MiB each. */
-	assert_int_equal(kt_s3_readahead_cap(0), KT_S3_READAHEAD_TOTAL / 16);
+	/* 16 readers share 64 MiB over two buffers each: 2 MiB a buffer. */
+	assert_int_equal(kt_s3_readahead_cap(0), KT_S3_READAHEAD_TOTAL / 32);
 	for (int i = 0; i < 1000; i++)
 		kt_s3_readahead_cap(+1);
 	assert_int_equal(kt_s3_readahead_cap(0), 256u << 10);
