@@ -249,7 +249,7 @@ static int run_workers(struct kt_replay_opts *opts, const char *group)
 	struct kt_replay_workers *workers = NULL;
 	const struct kt_replay_workers_summary *s;
 	char errstr[1024];
-	int err;
+	int err, rc;
 
 	opts->progress = NULL;
 	err = kt_replay_workers_create(&workers, opts, group, errstr, sizeof(errstr));
@@ -272,8 +272,9 @@ static int run_workers(struct kt_replay_opts *opts, const char *group)
 		       PRIu64 " (%" PRIu64 " records sent, %" PRIu64 " found already there, %" PRIu64
 		       " group offsets committed)\n", s->snapshot_id, s->partitions, group, s->partitions_run,
 		       s->records_sent, s->records_skipped, s->group_commits);
+	rc = err ? kt_cli_exit_for(err) : s->gaps ? KT_EXIT_GAP : KT_EXIT_OK;
 	kt_replay_workers_destroy(workers);
-	return err ? kt_cli_exit_for(err) : s->gaps ? KT_EXIT_GAP : KT_EXIT_OK;
+	return rc;
 }
 
 int kt_cli_cmd_restore(int argc, char **argv)

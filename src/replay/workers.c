@@ -438,6 +438,17 @@ static void rw_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
 	       assign ? "assigned to this worker" : "revoked");
 }
 
+/* librdkafka narrates reconnects in detail; the engine's own clients
+ * report real trouble, so the group consumer's log is debug output. */
+static void rw_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+	struct kt_replay_workers *w = rd_kafka_opaque(rk);
+
+	(void)level;
+	if (w)
+		kt_log(w->opts->log, KT_LOG_DEBUG, "librdkafka %s: %s", fac, buf);
+}
+
 static int rw_consumer(struct kt_replay_workers *w, char *errstr, size_t errstr_size)
 {
 	const struct kt_replay_opts *opts = w->opts;
@@ -470,6 +481,7 @@ static int rw_consumer(struct kt_replay_workers *w, char *errstr, size_t errstr_
 		return err;
 	}
 	rd_kafka_conf_set_opaque(conf, w);
+	rd_kafka_conf_set_log_cb(conf, rw_log);
 	rd_kafka_conf_set_rebalance_cb(conf, rw_rebalance);
 	w->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why));
 	if (!w->rk) {
