@@ -18,16 +18,27 @@
 # the sandbox, so the ratio measures ktape's S3 path plus a local server,
 # not a real store's network; it is the cost of the HTTP path itself.
 #
+# With --latency-ms N the S3 phase goes through tests/integration/s3proxy.js,
+# which delays every request by N ms, as a distant store would.
+#
 # Usage: bench/s3_restore.sh BUILD_DIR [--partitions 32] [--mb-per-partition 4]
 #                            [--runs 2] [--dir /tmp/kt-bench-s3-restore]
+#                            [--latency-ms 0]
 # Needs node and s3rver (installed into BUILD_DIR/s3rver by the S3 tests).
 set -euo pipefail
 
 build=${1:?usage: bench/s3_restore.sh BUILD_DIR [options]}
 shift
-parts=32 mbpp=4 runs=2 dir=/tmp/kt-bench-s3-restore
+parts=32 mbpp=4 runs=2 dir=/tmp/kt-bench-s3-restore latency=0
 . "$(dirname "$0")/lib.sh"
-bench_parse_options "$@"
+args=()
+while [ $# -gt 0 ]; do
+	case $1 in
+	--latency-ms) latency=$2; shift 2 ;;
+	*) args+=("$1"); shift ;;
+	esac
+done
+bench_parse_options ${args[@]+"${args[@]}"}
 KTAPE=$(realpath "$build/ktape")
 PROBE=$(realpath "$build/tests/integration/s3_probe")
 rm -rf "$dir"
@@ -65,6 +76,13 @@ export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_REGION=us-east-
 export AWS_ENDPOINT_URL="http://127.0.0.1:$S3RVER_PORT" KTAPE_S3_PATH_STYLE=1
 unset AWS_SESSION_TOKEN AWS_DEFAULT_REGION AWS_ENDPOINT_URL_S3
 URL="s3://$BUCKET/bench"
+if [ "$latency" -gt 0 ]; then
+	start_s3proxy --latency-ms "$latency"
+	s3_endpoint="http://127.0.0.1:$S3PROXY_PORT"
+	echo "S3 phase through a proxy adding ${latency} ms to every request"
+else
+	s3_endpoint=$AWS_ENDPOINT_URL
+fi
 echo "s3rver $(node -e "console.log(require('$KT_BUILD_ROOT/s3rver/node_modules/s3rver/package.json').version)")" \
 	"on 127.0.0.1:$S3RVER_PORT, node $(node --version)"
 
@@ -108,8 +126,8 @@ for r in $(seq "$runs"); do
 	rm -rf "$dir/state"
 	run_phase local "$KTAPE" restore -b "$BS" -r "$dir/repo" -t bench --map bench=local --no-progress --json \
 		--state-dir "$dir/state"
-	run_phase s3 "$KTAPE" restore -b "$BS" -r "$URL" -t bench --map bench=s3 --no-progress --json \
-		--state-dir "$dir/state"
+	AWS_ENDPOINT_URL=$s3_endpoint run_phase s3 "$KTAPE" restore -b "$BS" -r "$URL" -t bench --map bench=s3 \
+		--no-progress --json --state-dir "$dir/state"
 	bytes=$(jq -r .bytes_sent "$dir/out.local")
 	kill "$dst_pid"; wait "$dst_pid" 2>/dev/null || true; dst_pid=
 done

@@ -8,6 +8,10 @@
 #       on 127.0.0.1 with a fresh data directory $T/s3data holding BUCKET,
 #       waits until it listens, and sets S3RVER_PORT.  lib.sh's exit trap
 #       stops it.  Callers check for node and npm first (require_cmd).
+#   start_s3proxy [s3proxy.js options...]
+#       starts tests/integration/s3proxy.js in front of s3rver (a request
+#       log, held uploads, added latency: see that file), waits until it
+#       listens, and sets S3PROXY_PORT.
 
 start_s3rver() {
 	local bucket=$1 dir="$KT_BUILD_ROOT/s3rver" js
@@ -33,3 +37,13 @@ _s3rver_port() {
 	sed -n 's/^S3rver listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$T/s3rver.log" 2>/dev/null | head -1
 }
 _s3rver_listening() { [ -n "$(_s3rver_port)" ]; }
+
+start_s3proxy() {
+	node "$(dirname "${BASH_SOURCE[0]}")/s3proxy.js" "$S3RVER_PORT" "$@" >"$T/s3proxy.out" 2>&1 &
+	KT_SANDBOX_PIDS+=($!)
+	wait_until 20 _s3proxy_listening
+	S3PROXY_PORT=$(_s3proxy_port)
+}
+
+_s3proxy_port() { sed -n 's/^proxy listening on \([0-9][0-9]*\)$/\1/p' "$T/s3proxy.out" 2>/dev/null; }
+_s3proxy_listening() { [ -n "$(_s3proxy_port)" ]; }

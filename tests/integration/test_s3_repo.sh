@@ -22,50 +22,16 @@ require_cmd node npm kcat jq
 BUCKET=ktape-repo-test
 start_s3rver "$BUCKET"
 
-# The proxy forwards every request to s3rver and logs one line per answer:
-# METHOD PATH RANGE STATUS BODY_BYTES.  While $T/slow exists it holds each
-# UploadPart for 2 s, so that a capture can be killed in mid-upload.
-cat >"$T/proxy.js" <<'EOF'
-const http = require('http');
-const fs = require('fs');
-const [, , upstream, logFile, slowFile] = process.argv;
-const server = http.createServer((req, res) => {
-	const chunks = [];
-	req.on('data', (c) => chunks.push(c));
-	req.on('end', () => {
-		const forward = () => {
-			const up = http.request({ host: '127.0.0.1', port: upstream, method: req.method,
-						  path: req.url, headers: req.headers }, (ur) => {
-				let n = 0;
-				res.writeHead(ur.statusCode, ur.headers);
-				ur.on('data', (c) => { n += c.length; res.write(c); });
-				ur.on('end', () => {
-					res.end();
-					fs.appendFileSync(logFile, `${req.method} ${req.url.split('?')[0]} ` +
-						`${req.headers.range || '-'} ${ur.statusCode} ${n} ${req.url.includes('partNumber=') ? 'part' : '-'}\n`);
-				});
-			});
-			up.on('error', () => { res.writeHead(502); res.end(); });
-			up.end(Buffer.concat(chunks));
-		};
-		if (req.method === 'PUT' && req.url.includes('partNumber=') && fs.existsSync(slowFile))
-			setTimeout(forward, 2000);
-		else
-			forward();
-	});
-});
-server.listen(0, '127.0.0.1', () => console.log(`proxy listening on ${server.address().port}`));
-EOF
+# The proxy (s3proxy.js) forwards every request to s3rver and logs one line
+# per answer: METHOD PATH RANGE STATUS BODY_BYTES PART.  While $T/slow
+# exists it holds each UploadPart for 2 s, so that a capture can be killed
+# in mid-upload.
 : >"$T/requests.log"
-node "$T/proxy.js" "$S3RVER_PORT" "$T/requests.log" "$T/slow" >"$T/proxy.out" 2>&1 &
-KT_SANDBOX_PIDS+=($!)
-proxy_port() { sed -n 's/^proxy listening on \([0-9][0-9]*\)$/\1/p' "$T/proxy.out"; }
-proxy_ready() { [ -n "$(proxy_port)" ]; }
-wait_until 20 proxy_ready
-note "s3rver on port $S3RVER_PORT, logging proxy on port $(proxy_port)"
+start_s3proxy --log "$T/requests.log" --slow-file "$T/slow"
+note "s3rver on port $S3RVER_PORT, logging proxy on port $S3PROXY_PORT"
 
 export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_REGION=us-east-1
-export AWS_ENDPOINT_URL="http://127.0.0.1:$(proxy_port)"
+export AWS_ENDPOINT_URL="http://127.0.0.1:$S3PROXY_PORT"
 export KTAPE_S3_PATH_STYLE=1
 # Parts of 64 KiB (s3rver does not enforce S3's 5 MiB minimum), so that
 # segments of a few hundred KiB are multipart uploads of several parts.
