@@ -67,7 +67,10 @@ pass "group offsets committed for the partitions they were captured for"
 # ---- one worker killed in the middle of a partition -----------------------------------
 start_sandbox -n 1 --from-snapshot "$REPO"
 # A rate limit per partition restore, so that the kill lands inside one.
-workers 2 k --max-rate 4000
+# Restore records of their own: the mock's clusters share one cluster id,
+# so the first restore's records would otherwise name this cluster too.
+STATE=$T/state2
+workers 2 k --max-rate 4000 --state-dir "$STATE"
 for _ in $(seq 300); do
 	grep -q 'restored (' "$T/k1.err" && grep -q 'restoring .* into' "$T/k1.err" && break
 	sleep 0.1
@@ -84,7 +87,7 @@ grep -q 'target partitions assigned' "$T/k2.err" || fail "the survivor was never
 grep -Eq 'records sent, [1-9][0-9]* already there' "$T/k2.err" ||
 	fail "no partition was resumed mid-way: $(grep -h 'restored (' "$T/k2.err")"
 "$KTAPE" restore -b "$BOOTSTRAP" -r "$REPO" -s "$SNAP" --workers-group restorers --no-progress \
-	>"$T/rerun.out" 2>"$T/rerun.err" || { cat "$T/rerun.err" >&2; fail "the rerun failed"; }
+	--state-dir "$STATE" >"$T/rerun.out" 2>"$T/rerun.err" || { cat "$T/rerun.err" >&2; fail "the rerun failed"; }
 grep -q 'all 12 partitions restored' "$T/rerun.out" || fail "the rerun did not report completion: $(cat "$T/rerun.out")"
 pass "the survivor took over the killed worker's partitions; a rerun finds all 12 restored"
 compare_target
