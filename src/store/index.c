@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "kt_store.h"
+#include "repo_priv.h"
 #include "s3_repo_priv.h"
 #include "segment_format.h"
 
@@ -106,9 +107,7 @@ int kt_seg_index_load(const char *index_path, const struct kt_store_block_info *
 		      int64_t *running_max_ts, char *errstr, size_t errstr_size)
 {
 	uint8_t *data = NULL;
-	const uint8_t *e;
 	size_t len = 0;
-	int64_t running = INT64_MIN;
 	int err;
 
 	/* An index is never much larger than one entry per block makes it;
@@ -127,6 +126,22 @@ int kt_seg_index_load(const char *index_path, const struct kt_store_block_info *
 				index_path, kt_strerror(err));
 		goto out;
 	}
+	err = kt_store_index_check(index_path, data, len, blocks, n, segment_file_size, segment_checksum,
+				   running_max_ts, errstr, errstr_size);
+out:
+	free(data);
+	return err;
+}
+
+int kt_store_index_check(const char *index_path, const uint8_t *data, size_t len,
+			 const struct kt_store_block_info *blocks, size_t n,
+			 uint64_t segment_file_size, uint64_t segment_checksum,
+			 int64_t *running_max_ts, char *errstr, size_t errstr_size)
+{
+	const uint8_t *e;
+	int64_t running = INT64_MIN;
+	int err;
+
 	/* Checked in the order of segment.md section 7 rows 19-20: a right
 	 * magic with a newer version is KT_EVERSION before anything else. */
 	if (len < 8 || memcmp(data, KT_IDX_MAGIC, 8) != 0) {
@@ -205,7 +220,6 @@ int kt_seg_index_load(const char *index_path, const struct kt_store_block_info *
 	}
 	err = 0;
 out:
-	free(data);
 	return err;
 }
 

@@ -27,6 +27,7 @@
 #include <zstd.h>
 
 #include "kt_store.h"
+#include "repo_priv.h"
 #include "s3_repo_priv.h"
 #include "segment_format.h"
 
@@ -61,6 +62,12 @@ struct kt_store_reader {
 	size_t pf_cap;
 	struct kt_s3_fetch pf;
 	int pf_active;
+	/* The index, fetched at open alongside the header and the tail. */
+	char ix_path[PATH_MAX];
+	uint8_t *ix_buf;
+	size_t ix_cap;
+	struct kt_s3_fetch ix;
+	int ix_active;
 	uint64_t file_size;
 	uint16_t header_size;
 	struct kt_store_segment_info info;
@@ -848,6 +855,89 @@ static int recover_blocks(struct kt_store_reader *reader, char *errstr, size_t e
 	return 0;
 }
 
+/* Opening a segment on object storage costs round trips, which dominate
+ * when the store is far: after the HEAD that gives the size, the file
+ * header, the tail (footer and, usually, the whole seek table) and the
+ * index are fetched at once, and open then checks them in the order of
+ * segment.md section 7 as if read one by one.  A guess that falls short
+ * (a seek table longer than the tail, an index longer than IX_GUESS) only
+ * costs the exact read later. */
+#define IX_GUESS (256u << 10)
+#define TAIL_MIN 4096u
+#define TAIL_MAX (256u << 10)
+
+static int s3_open_fetches(struct kt_store_reader *reader, uint8_t *head, size_t head_len, unsigned flags)
+{
+	struct kt_s3_fetch hf;
+	uint64_t tail = reader->file_size / 32;
+	size_t bucket_len = strlen(reader->s3_bucket);
+	int err;
+
+	if (tail < TAIL_MIN)
+		tail = TAIL_MIN;
+	if (tail > TAIL_MAX)
+		tail = TAIL_MAX;
+	if (tail > reader->file_size)
+		tail = reader->file_size;
+	if (tail > 0 && grow(&reader->pf_buf, &reader->pf_cap, (size_t)tail) == 0) {
+		memcpy(reader->pf.bucket, reader->s3_bucket, sizeof(reader->pf.bucket));
+		reader->pf.key = reader->s3_key;
+		reader->pf.off = reader->file_size - tail;
+		reader->pf.len = (size_t)tail;
+		reader->pf.buf = reader->pf_buf;
+		reader->pf_active = kt_s3_fetch_start(&reader->pf) == 0;
+	}
+	if (!(flags & KT_STORE_OPEN_NO_INDEX) &&
+	    kt_store_index_path(reader->path, reader->ix_path, sizeof(reader->ix_path)) == 0 &&
+	    strlen(reader->ix_path) > 6 + bucket_len && grow(&reader->ix_buf, &reader->ix_cap, IX_GUESS) == 0) {
+		memcpy(reader->ix.bucket, reader->s3_bucket, sizeof(reader->ix.bucket));
+		reader->ix.key = reader->ix_path + 5 + bucket_len + 1; /* after "s3://BUCKET/" */
+		reader->ix.off = 0;
+		reader->ix.len = IX_GUESS;
+		reader->ix.buf = reader->ix_buf;
+		reader->ix_active = kt_s3_fetch_start(&reader->ix) == 0;
+	}
+	memset(&hf, 0, sizeof(hf));
+	memcpy(hf.bucket, reader->s3_bucket, sizeof(hf.bucket));
+	hf.key = reader->s3_key;
+	hf.len = head_len;
+	hf.buf = head;
+	if (kt_s3_fetch_start(&hf) != 0)
+		return src_read(reader, head, head_len, 0);
+	err = kt_s3_fetch_wait(&hf);
+	if (!err && hf.got < head_len)
+		err = KT_ETRUNCATED;
+	if (err == KT_ERANGE)
+		err = KT_ETRUNCATED;
+	if (err)
+		snprintf(reader->s3_msg, sizeof(reader->s3_msg), "%s", hf.msg);
+	return err;
+}
+
+/* The index fetched by s3_open_fetches(): checked from memory when it came
+ * whole, read again exactly when it did not fit the guess or failed. */
+static int s3_index_state(struct kt_store_reader *reader, const char *ipath)
+{
+	int err = kt_s3_fetch_wait(&reader->ix);
+	int state;
+
+	reader->ix_active = 0;
+	if (err == KT_ENOTFOUND)
+		state = -ENOENT;
+	else if (!err && reader->ix.got < reader->ix.len)
+		state = kt_store_index_check(ipath, reader->ix_buf, reader->ix.got, reader->blocks,
+					     reader->block_count, reader->file_size, reader->info.checksum,
+					     reader->running_max_ts, reader->index_msg, sizeof(reader->index_msg));
+	else
+		state = kt_seg_index_load(ipath, reader->blocks, reader->block_count, reader->file_size,
+					  reader->info.checksum, reader->running_max_ts, reader->index_msg,
+					  sizeof(reader->index_msg));
+	free(reader->ix_buf);
+	reader->ix_buf = NULL;
+	reader->ix_cap = 0;
+	return state;
+}
+
 /* Opens the segment at [base, base + length) of file; length UINT64_MAX
  * means the whole file.  path is the name errors use. */
 static int reader_open(struct kt_store_reader **out, const char *file, uint64_t base, uint64_t length,
@@ -920,7 +1010,10 @@ static int reader_open(struct kt_store_reader **out, const char *file, uint64_t 
 	reader->info.file_size = reader->file_size;
 
 	head_len = reader->file_size < sizeof(head) ? (size_t)reader->file_size : sizeof(head);
-	err = src_read(reader, head, head_len, 0);
+	if (reader->s3)
+		err = s3_open_fetches(reader, head, head_len, flags);
+	else
+		err = src_read(reader, head, head_len, 0);
 	if (err) {
 		err = kt_seterr(errstr, errstr_size, err, "segment %s: cannot read the file "
 				"header: %s", path, read_why(reader, err));
@@ -986,7 +1079,9 @@ static int reader_open(struct kt_store_reader **out, const char *file, uint64_t 
 	if (!(flags & KT_STORE_OPEN_NO_INDEX) && !reader->ranged && reader->info.sealed) {
 		char ipath[PATH_MAX];
 
-		if (kt_store_index_path(path, ipath, sizeof(ipath)) == 0)
+		if (reader->ix_active && kt_store_index_path(path, ipath, sizeof(ipath)) == 0)
+			reader->index_state = s3_index_state(reader, ipath);
+		else if (kt_store_index_path(path, ipath, sizeof(ipath)) == 0)
 			reader->index_state = kt_seg_index_load(
 				ipath, reader->blocks, reader->block_count, reader->file_size,
 				reader->info.checksum, reader->running_max_ts, reader->index_msg,
@@ -1025,6 +1120,9 @@ void kt_store_reader_destroy(struct kt_store_reader *reader)
 	/* A fetch ahead writes into pf_buf and reads path: it ends first. */
 	if (reader->pf_active)
 		kt_s3_fetch_wait(&reader->pf);
+	if (reader->ix_active)
+		kt_s3_fetch_wait(&reader->ix);
+	free(reader->ix_buf);
 	if (reader->fd >= 0)
 		close(reader->fd);
 	if (reader->s3)

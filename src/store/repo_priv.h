@@ -4,6 +4,11 @@
 #ifndef KT_STORE_REPO_PRIV_H
 #define KT_STORE_REPO_PRIV_H
 
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kt_store.h"
+
 /* Nonzero if id can be a snapshot id (format/repository.md section 3): 1 to
  * 63 bytes of [A-Za-z0-9._-], not starting with '.', so that "<id>.json"
  * can only ever name a file inside snapshots/. */
@@ -30,5 +35,14 @@ struct kt_store_tar *kt_store_repo_tar(const struct kt_store_repo *repo);
  * malloc'd, NUL-terminated buffer; KT_ENOTFOUND when absent (files.c). */
 int kt_store_read_whole_file(const char *path, size_t max, char **out, size_t *out_len,
 			     char *errstr, size_t errstr_size);
+
+/* Checks len bytes of an index (read by the caller, from a file or an
+ * object) against the segment's blocks, size and checksum, exactly as
+ * kt_seg_index_load() does after reading index_path (which names it in
+ * errors); fills running_max_ts.  0, or KT_EVERSION / KT_ECORRUPT (index.c). */
+int kt_store_index_check(const char *index_path, const uint8_t *data, size_t len,
+			 const struct kt_store_block_info *blocks, size_t n,
+			 uint64_t segment_file_size, uint64_t segment_checksum,
+			 int64_t *running_max_ts, char *errstr, size_t errstr_size);
 
 #endif /* KT_STORE_REPO_PRIV_H */
