@@ -73,6 +73,7 @@ struct cap_wrun {
 	int committed_here;
 	int err;            /* the first fatal error */
 	char errstr[512];
+	int64_t moved_ns;   /* last record appended, range recorded or assignment */
 	uint64_t records, raw_bytes, stored_bytes, segments, discarded;
 	rd_kafka_message_t *msgs[WR_BATCH];
 };
@@ -296,6 +297,7 @@ static int wr_record(struct cap_wrun *wr, size_t i, int64_t to, int gap)
 	free(wp->rel);
 	wp->rel = NULL;
 	wp->pos = to;
+	wr->moved_ns = kt_now_ns();
 	if (to >= pp->end) {
 		wp->done = 1;
 		wr_set_paused(wr, i, 1);
@@ -400,6 +402,7 @@ static void wr_append(struct cap_wrun *wr, size_t i, rd_kafka_message_t *msg)
 		return;
 	}
 	wp->next = msg->offset + 1;
+	wr->moved_ns = kt_now_ns();
 	wr->records++;
 	wr->raw_bytes += rec.key_len + rec.value_len;
 	if (wp->next >= pp->end)
@@ -502,6 +505,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
 	char why[512];
 
 	wr->cooperative = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+	wr->moved_ns = kt_now_ns();
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
 		/* Start each partition where the records of every worker end,
 		 * read now: the previous owner may have recorded up to the
@@ -871,6 +875,26 @@ static int wr_setup(struct cap_wrun *wr, char *errstr, size_t errstr_size)
 	return 0;
 }
 
+/* A worker whose own unfinished partitions have not moved for the whole
+ * --timeout stops (like a plain capture's stall), naming one of them; a
+ * worker with nothing left to do waits for the others indefinitely. */
+static void wr_watch_stall(struct cap_wrun *wr)
+{
+	int64_t timeout_ns = wr->cap->opts.timeout_ms * 1000000;
+
+	if (kt_now_ns() - wr->moved_ns <= timeout_ns)
+		return;
+	for (size_t i = 0; i < wr->plan->part_count; i++)
+		if (wr->parts[i].owned && !wr->parts[i].done) {
+			wr_fail(wr, KT_ETIMEDOUT,
+				"no progress for %lld ms: %s [%d] stands at offset %lld of %lld; the plan keeps what "
+				"was recorded, run the workers again to continue", (long long)wr->cap->opts.timeout_ms,
+				wr->plan->parts[i].topic, (int)wr->plan->parts[i].partition,
+				(long long)wr->parts[i].next, (long long)wr->plan->parts[i].end);
+			return;
+		}
+}
+
 static int wr_loop(struct cap_wrun *wr, char *errstr, size_t errstr_size)
 {
 	struct kt_capture *cap = wr->cap;
@@ -878,6 +902,7 @@ static int wr_loop(struct cap_wrun *wr, char *errstr, size_t errstr_size)
 	int64_t next_check = 0;
 	int err = 0;
 
+	wr->moved_ns = kt_now_ns();
 	while (!wr->err && !wr->finished && !cap->stop) {
 		ssize_t n = rd_kafka_consume_batch_queue(rkqu, 100, wr->msgs, WR_BATCH);
 
@@ -892,6 +917,8 @@ static int wr_loop(struct cap_wrun *wr, char *errstr, size_t errstr_size)
 			err = wr_check(wr, errstr, errstr_size);
 			if (err)
 				break;
+			if (!wr->finished)
+				wr_watch_stall(wr);
 			next_check = kt_now_ns() + WR_CHECK_NS;
 		}
 	}
