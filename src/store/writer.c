@@ -35,6 +35,8 @@
  * may add up to 1 GiB to it. */
 #define WRITER_MAX_BLOCK_SIZE (256u << 20)
 #define WRITER_MAX_IN_FLIGHT 64u
+/* Idle compression contexts kept for the next block (see cctx_borrow()). */
+#define WRITER_CCTX_KEEP 16u
 
 /* One output buffer of the ring: block header + stored payload. */
 struct writer_slot {
@@ -64,7 +66,6 @@ struct kt_store_writer {
 	char *path;
 	struct kt_store_writer_opts opts;
 	struct kt_io *io;
-	ZSTD_CCtx *cctx;
 	char topic[KT_STORE_MAX_TOPIC_LEN + 1];
 	int32_t partition;
 	uint8_t header[KT_SEG_FILE_HEADER_MAX];
@@ -264,20 +265,6 @@ int kt_store_writer_create(struct kt_store_writer **out, const char *path,
 			goto fail;
 		}
 	}
-	if (opts->codec == KT_CODEC_ZSTD) {
-		writer->cctx = ZSTD_createCCtx();
-		if (!writer->cctx) {
-			err = kt_seterr(errstr, errstr_size, -ENOMEM,
-					"segment %s: cannot create a zstd context", path);
-			goto fail;
-		}
-		/* One frame per block with its content size, so a reader can
-		 * check raw_size before decompressing; zstd's own checksum is
-		 * off because XXH3-64 already covers the stored bytes. */
-		ZSTD_CCtx_setParameter(writer->cctx, ZSTD_c_compressionLevel, opts->level);
-		ZSTD_CCtx_setParameter(writer->cctx, ZSTD_c_contentSizeFlag, 1);
-		ZSTD_CCtx_setParameter(writer->cctx, ZSTD_c_checksumFlag, 0);
-	}
 
 	/* Depth: every block slot, plus the file header and the trailer. */
 	err = kt_io_open(&writer->io, path, opts->io_backend, opts->file_mode,
@@ -378,6 +365,51 @@ static int rebase_block(struct kt_store_writer *writer, struct writer_block *blk
 	return 0;
 }
 
+/* Compression contexts shared by the writers of the process.  A context's
+ * tables (hundreds of KiB at level 3) are read and written by every block
+ * it compresses: with a context per writer, a capture of many partitions
+ * went through as many sets of tables as partitions, missing the CPU caches
+ * on every block, and kept them all in memory.  A block borrows a context
+ * for its one compression call instead, the most recently returned first,
+ * so that a few hot contexts serve every writer. */
+static pthread_mutex_t cctx_lock = PTHREAD_MUTEX_INITIALIZER;
+static ZSTD_CCtx *cctx_idle[WRITER_CCTX_KEEP];
+static unsigned cctx_idle_count;
+
+/* A context set up for one block at level: one frame with its content size,
+ * so a reader can check raw_size before decompressing, and without zstd's
+ * own checksum, since XXH3-64 already covers the stored bytes.  NULL when
+ * out of memory. */
+static ZSTD_CCtx *cctx_borrow(int level)
+{
+	ZSTD_CCtx *cctx = NULL;
+
+	pthread_mutex_lock(&cctx_lock);
+	if (cctx_idle_count)
+		cctx = cctx_idle[--cctx_idle_count];
+	pthread_mutex_unlock(&cctx_lock);
+	if (!cctx)
+		cctx = ZSTD_createCCtx();
+	if (cctx) {
+		ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters);
+		ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level);
+		ZSTD_CCtx_setParameter(cctx, ZSTD_c_contentSizeFlag, 1);
+		ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 0);
+	}
+	return cctx;
+}
+
+static void cctx_return(ZSTD_CCtx *cctx)
+{
+	pthread_mutex_lock(&cctx_lock);
+	if (cctx_idle_count < WRITER_CCTX_KEEP) {
+		cctx_idle[cctx_idle_count++] = cctx;
+		cctx = NULL;
+	}
+	pthread_mutex_unlock(&cctx_lock);
+	ZSTD_freeCCtx(cctx);
+}
+
 /* Waits for writes until an output slot is free; returns its index.
  * Worker only (and seal, once the worker has stopped). */
 static int free_slot(struct kt_store_writer *writer, unsigned *slot,
@@ -450,6 +482,7 @@ static int flush_block(struct kt_store_writer *writer, struct writer_block *wb,
 	}
 	stored = wb->raw_len;
 	if (codec == KT_CODEC_ZSTD) {
+		ZSTD_CCtx *cctx;
 		size_t n;
 
 		err = free_slot(writer, &si, errstr, errstr_size);
@@ -461,9 +494,14 @@ static int flush_block(struct kt_store_writer *writer, struct writer_block *wb,
 			return kt_seterr(errstr, errstr_size, -ENOMEM,
 					 "segment %s: out of memory for block %zu", writer->path,
 					 writer->block_count);
-		n = ZSTD_compress2(writer->cctx, slot->buf + KT_SEG_BLOCK_HEADER_SIZE,
-					  slot->cap - KT_SEG_BLOCK_HEADER_SIZE,
-					  wb->raw, wb->raw_len);
+		cctx = cctx_borrow(writer->opts.level);
+		if (!cctx)
+			return kt_seterr(errstr, errstr_size, -ENOMEM,
+					 "segment %s: cannot create a zstd context for block %zu",
+					 writer->path, writer->block_count);
+		n = ZSTD_compress2(cctx, slot->buf + KT_SEG_BLOCK_HEADER_SIZE,
+				   slot->cap - KT_SEG_BLOCK_HEADER_SIZE, wb->raw, wb->raw_len);
+		cctx_return(cctx);
 		if (ZSTD_isError(n))
 			return kt_seterr(errstr, errstr_size, -EIO,
 					 "segment %s: zstd failed on block %zu: %s",
@@ -854,7 +892,6 @@ void kt_store_writer_destroy(struct kt_store_writer *writer)
 	free_raw(writer->fill[0].raw);
 	free_raw(writer->fill[1].raw);
 	free_raw(writer->spare);
-	ZSTD_freeCCtx(writer->cctx);
 	pthread_cond_destroy(&writer->cond);
 	pthread_mutex_destroy(&writer->lock);
 	free(writer->path);
