@@ -805,8 +805,9 @@ static size_t choose_block_size(const struct kt_capture *cap)
 	for (size_t t = 0; t < cap->topic_count; t++)
 		for (size_t p = 0; p < cap->topics[t].part_count; p++)
 			active += cap->topics[t].parts[p].plan.end > cap->topics[t].parts[p].plan.fetch_from;
-	/* Every partition being written holds an open block, blocks in
-	 * flight and a compression context: about eight blocks' worth.  Half
+	/* Every partition being written holds two raw block buffers and two
+	 * output slots, each rounded up to a power of two (about eight
+	 * blocks' worth; the zstd contexts are shared by all writers).  Half
 	 * the memory budget goes to them (the other half to librdkafka's
 	 * prefetch), with blocks between 16 KiB and 1 MiB: smaller ones
 	 * compress worse, larger ones index coarser. */
