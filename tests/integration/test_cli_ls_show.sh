@@ -55,7 +55,7 @@ expect_status 2 "$KTAPE" ls
 expect_status 2 "$KTAPE" show -r "$R" a b
 expect_status 1 "$KTAPE" show -r "$R" 20200101T000000000Z-00000000
 mkdir "$T/empty"
-expect_status 3 "$KTAPE" ls -r "$T/empty"
+expect_status 1 "$KTAPE" ls -r "$T/empty"   # a wrong -r, not damage
 printf '{"format": "ktape-snapshot", "vers' >"$R/snapshots/20261124T000000000Z-00000002.json"
 set +e
 "$KTAPE" ls -r "$R" >"$T/ls-damaged.txt" 2>&1
