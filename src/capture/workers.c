@@ -47,6 +47,8 @@ struct cap_wpart {
 	int64_t next;  /* the next offset expected */
 	struct kt_store_writer *writer;
 	char *rel;     /* the open segment's repository-relative path */
+	uint64_t records, raw_bytes, stored_bytes; /* recorded by this worker */
+	uint64_t open_records, open_bytes;         /* in the open segment */
 };
 
 /* The plan parts of one topic: contiguous, in partition order. */
@@ -191,6 +193,7 @@ static void wr_abandon(struct cap_wrun *wr, size_t i)
 	wp->writer = NULL;
 	free(wp->rel);
 	wp->rel = NULL;
+	wp->open_records = wp->open_bytes = 0;
 }
 
 /* Positions part i where the recorded chain ends (another worker recorded
@@ -289,13 +292,21 @@ static int wr_record(struct cap_wrun *wr, size_t i, int64_t to, int gap)
 		return wr_fail(wr, err, "%s [%d]: cannot record offsets %lld..%lld: %s", pp->topic,
 			       (int)pp->partition, (long long)rec.from, (long long)to - 1, why);
 	if (rec.kind == KT_PLAN_RECORD_SEGMENT) {
+		/* Only what is recorded counts: a discarded segment's records
+		 * are another worker's. */
 		wr->segments++;
+		wr->records += wp->open_records;
+		wr->raw_bytes += wp->open_bytes;
 		wr->stored_bytes += info.file_size;
+		wp->records += wp->open_records;
+		wp->raw_bytes += wp->open_bytes;
+		wp->stored_bytes += info.file_size;
 		kt_log(wr->cap->opts.log, KT_LOG_DEBUG, "%s [%d]: recorded %s: offsets %lld..%lld", pp->topic,
 		       (int)pp->partition, wp->rel, (long long)rec.from, (long long)to - 1);
 	}
 	free(wp->rel);
 	wp->rel = NULL;
+	wp->open_records = wp->open_bytes = 0;
 	wp->pos = to;
 	wr->moved_ns = kt_now_ns();
 	if (to >= pp->end) {
@@ -403,8 +414,8 @@ static void wr_append(struct cap_wrun *wr, size_t i, rd_kafka_message_t *msg)
 	}
 	wp->next = msg->offset + 1;
 	wr->moved_ns = kt_now_ns();
-	wr->records++;
-	wr->raw_bytes += rec.key_len + rec.value_len;
+	wp->open_records++;
+	wp->open_bytes += rec.key_len + rec.value_len;
 	if (wp->next >= pp->end)
 		wr_record(wr, i, pp->end, 0);
 	else if (kt_store_writer_raw_bytes(wp->writer) >= wr->cap->opts.segment_size)
@@ -928,11 +939,36 @@ static int wr_loop(struct cap_wrun *wr, char *errstr, size_t errstr_size)
 	return err;
 }
 
+/* The summary of this worker's share: the snapshot's id and kind, and the
+ * records, bytes and segments this worker recorded, per topic.  The
+ * topic summaries belong to the capture (kt_capture_destroy() frees them). */
 static void wr_summary(struct cap_wrun *wr)
 {
-	struct kt_capture_summary *s = &wr->cap->summary;
+	struct kt_capture *cap = wr->cap;
+	struct kt_capture_summary *s = &cap->summary;
+	struct kt_capture_topic_summary *ts;
 
+	for (size_t i = 0; i < s->topic_count; i++)
+		free((char *)cap->topic_summaries[i].name);
+	free(cap->topic_summaries);
 	memset(s, 0, sizeof(*s));
+	cap->topic_summaries = ts = calloc(wr->topic_count + 1, sizeof(*ts));
+	for (size_t t = 0; ts && t < wr->topic_count; t++) {
+		const struct cap_wtopic *topic = &wr->topics[t];
+
+		if (!(ts[t].name = strdup(topic->name)))
+			break;
+		s->topic_count = t + 1;
+		ts[t].partitions = (uint32_t)topic->count;
+		ts[t].configs_available = kt_store_snapshot_find_topic(wr->plan->manifest, topic->name) &&
+					  kt_store_snapshot_find_topic(wr->plan->manifest, topic->name)->configs_available;
+		for (size_t i = topic->first; i < topic->first + topic->count; i++) {
+			ts[t].records += wr->parts[i].records;
+			ts[t].raw_bytes += wr->parts[i].raw_bytes;
+			ts[t].stored_bytes += wr->parts[i].stored_bytes;
+		}
+	}
+	s->topics = cap->topic_summaries;
 	snprintf(s->snapshot_id, sizeof(s->snapshot_id), "%s", wr->plan->id);
 	snprintf(s->parent_id, sizeof(s->parent_id), "%s", wr->plan->manifest->parent);
 	s->kind = wr->plan->manifest->parent[0] ? KT_SNAPSHOT_INCREMENTAL : KT_SNAPSHOT_FULL;
@@ -946,6 +982,8 @@ static void wr_summary(struct cap_wrun *wr)
 	s->segments = wr->segments;
 	s->partitions = (uint32_t)wr->plan->part_count;
 	s->configs_available = 1;
+	for (size_t t = 0; t < s->topic_count; t++)
+		s->configs_available &= ts[t].configs_available;
 }
 
 int cap_workers_run(struct kt_capture *cap, char *errstr, size_t errstr_size)
