@@ -986,6 +986,54 @@ static void wr_summary(struct cap_wrun *wr)
 		s->configs_available &= ts[t].configs_available;
 }
 
+/* The offsets the committed snapshot newly records as lost to retention
+ * (gaps at or after the parent's end of their partition), whichever worker
+ * found them: every worker of the group reports them, as a plain capture
+ * does, through the summary and KT_EGAP. */
+static int wr_new_gaps(struct cap_wrun *wr, char *errstr, size_t errstr_size)
+{
+	struct kt_capture *cap = wr->cap;
+	struct kt_store_snapshot *snap = NULL, *parent = NULL;
+	struct kt_capture_summary *s = &cap->summary;
+	int err;
+
+	err = kt_store_repo_load_snapshot(wr->repo, wr->plan->id, &snap, errstr, errstr_size);
+	if (!err && snap->parent[0])
+		err = kt_store_repo_load_snapshot(wr->repo, snap->parent, &parent, errstr, errstr_size);
+	if (err)
+		goto out;
+	for (size_t t = 0; t < snap->topic_count; t++) {
+		const struct kt_store_topic *topic = &snap->topics[t];
+		const struct kt_store_topic *ptopic = parent ? kt_store_snapshot_find_topic(parent, topic->name) : NULL;
+		struct kt_capture_topic_summary *ts = NULL;
+
+		for (size_t i = 0; i < s->topic_count; i++)
+			if (strcmp(cap->topic_summaries[i].name, topic->name) == 0)
+				ts = &cap->topic_summaries[i];
+		for (size_t p = 0; p < topic->n_partitions; p++) {
+			const struct kt_store_partition *part = &topic->partitions[p];
+			const struct kt_store_partition *pp = ptopic ? kt_store_topic_find_partition(ptopic, part->partition) : NULL;
+			int64_t old_end = pp ? pp->end_offset : INT64_MIN;
+
+			for (size_t g = 0; g < part->gap_count; g++) {
+				uint64_t n = (uint64_t)(part->gaps[g].to - part->gaps[g].from);
+
+				if (part->gaps[g].from < old_end)
+					continue;
+				s->gap_count++;
+				s->gap_offsets += n;
+				cap->total_gap_offsets += n;
+				if (ts)
+					ts->gap_offsets += n;
+			}
+		}
+	}
+out:
+	kt_store_snapshot_destroy(parent);
+	kt_store_snapshot_destroy(snap);
+	return err;
+}
+
 int cap_workers_run(struct kt_capture *cap, char *errstr, size_t errstr_size)
 {
 	struct cap_wrun *wr = calloc(1, sizeof(*wr));
@@ -1026,8 +1074,15 @@ int cap_workers_run(struct kt_capture *cap, char *errstr, size_t errstr_size)
 			kt_log(cap->opts.log, KT_LOG_WARN, "cannot remove the plan of snapshot %s: %s", wr->plan->id,
 			       why);
 		wr_summary(wr);
-		if (cap->opts.on_snapshot)
+		cap->total_gap_offsets = 0;
+		err = wr_new_gaps(wr, errstr, errstr_size);
+		if (!err && cap->opts.on_snapshot)
 			cap->opts.on_snapshot(cap->opts.opaque, &cap->summary);
+		if (!err && cap->total_gap_offsets > 0)
+			err = kt_seterr(errstr, errstr_size, KT_EGAP,
+					"%llu offsets were deleted by retention before they could be captured; "
+					"snapshot %s records the gaps", (unsigned long long)cap->total_gap_offsets,
+					wr->plan->id);
 	}
 out:
 	if (cap->rk) {

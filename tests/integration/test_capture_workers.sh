@@ -133,3 +133,24 @@ worker >"$T/p2.json" 2>"$T/p2.err" || { cat "$T/p2.err" >&2; fail "rerunning a w
 [ "$(plans_left)" -eq 0 ] || fail "the plan was not cleaned up"
 compare
 pass "one worker rerun finished the abandoned plan"
+
+# ---- records lost to retention are reported by the workers too ----------------------
+# 8 MB into one partition after a snapshot: the sandbox keeps 5 MiB, so the
+# log start passes the snapshot's end and the next workers' snapshot
+# records the hole; the worker exits 4 and says how much, as a plain
+# capture does.
+start_sandbox -n 1 --topic ret:1
+RREPO=$T/retrepo
+rargs=(capture -b "$BOOTSTRAP" -r "$RREPO" -t ret --workers-group retention --admin-timeout 300ms
+	--no-progress --json -X session.timeout.ms=6000 -X heartbeat.interval.ms=500)
+"$KTAPE" gen -b "$BOOTSTRAP" -t ret -n 100 --seed 7 >/dev/null
+"$KTAPE" "${rargs[@]}" >"$T/r1.json" 2>"$T/r1.err" || { cat "$T/r1.err" >&2; fail "the first retention capture failed"; }
+"$KTAPE" gen -b "$BOOTSTRAP" -t ret -n 4000 --size 2000 --compressibility 0 --seed 8 >/dev/null
+rc=0
+"$KTAPE" "${rargs[@]}" >"$T/r2.json" 2>"$T/r2.err" || rc=$?
+[ "$rc" -eq 4 ] || fail "a workers capture with a retention gap exited $rc, not 4: $(cat "$T/r2.err")"
+jq -e '.exit_code == 4 and .gaps == 1 and .gap_offsets > 0' "$T/r2.json" >/dev/null || fail "summary: $(cat "$T/r2.json")"
+grep -q "deleted by retention" "$T/r2.err" || fail "no gap message: $(cat "$T/r2.err")"
+snap=$(jq -r .snapshot "$T/r2.json")
+[ "$(jq '[.topics[].partitions[].gaps[]] | length' "$RREPO/snapshots/$snap.json")" -eq 1 ] || fail "the manifest does not record the gap"
+pass "a retention gap: the worker exits 4 with $(jq .gap_offsets "$T/r2.json") offsets lost, recorded in the manifest"
