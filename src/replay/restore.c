@@ -1493,7 +1493,9 @@ static int scan_restores(struct kt_replay *rp, char *found, char *conflict,
 				snprintf(conflict_topic, KT_STORE_MAX_TOPIC_LEN + 1, "%s", topic);
 			} else if (plans_may_duplicate(plan, rp->plan, &topic) &&
 				   strcmp(de->d_name, rp->dup_id) > 0) {
-				snprintf(rp->dup_id, sizeof(rp->dup_id), "%s", de->d_name);
+				/* d_name is shorter than id_size (checked above). */
+				snprintf(rp->dup_id, sizeof(rp->dup_id), "%.*s", (int)sizeof(rp->dup_id) - 1,
+					 de->d_name);
 				snprintf(rp->dup_topic, sizeof(rp->dup_topic), "%s", topic);
 			}
 		}
