@@ -381,7 +381,8 @@ static void on_rdkafka_error(rd_kafka_t *rk, int err, const char *reason, void *
 	kt_log(cap->opts.log, repeat ? KT_LOG_DEBUG : KT_LOG_WARN, "Kafka: %s (retrying)", reason);
 }
 
-static int consumer_create(struct kt_capture *cap, char *errstr, size_t errstr_size)
+/* Also the first step of a workers group's worker (workers.c). */
+int cap_consumer_create(struct kt_capture *cap, char *errstr, size_t errstr_size)
 {
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	char why[512], num[32];
@@ -720,7 +721,7 @@ static int build_partition(struct kt_store_topic *st, const struct cap_part *par
 	return 0;
 }
 
-static int build_topics(struct kt_capture *cap, struct kt_store_snapshot *snap)
+int cap_round_build_topics(struct kt_capture *cap, struct kt_store_snapshot *snap)
 {
 	for (size_t t = 0; t < cap->topic_count; t++) {
 		const struct cap_topic *topic = &cap->topics[t];
@@ -870,6 +871,24 @@ static int watch_workers(struct kt_capture *cap, char *stuck, size_t stuck_size)
 	return stalled;
 }
 
+/* Plans a round: metadata, watermarks and per-partition plans from
+ * cap->parent.  Shared by run_round() and a workers group's first worker. */
+int cap_round_plan(struct kt_capture *cap, uint64_t *gap_count, uint64_t *gap_offsets,
+		   char *errstr, size_t errstr_size)
+{
+	int err;
+
+	topics_free(cap);
+	cap->round_started_ms = kt_wall_ms();
+	cap->round_started_ns = kt_now_ns();
+	err = load_topics(cap, errstr, errstr_size);
+	if (!err)
+		err = load_watermarks(cap, errstr, errstr_size);
+	if (!err)
+		err = plan_round(cap, gap_count, gap_offsets, errstr, errstr_size);
+	return err;
+}
+
 static int run_round(struct kt_capture *cap, int *partial, char *errstr, size_t errstr_size)
 {
 	struct kt_store_snapshot *snap = NULL;
@@ -882,16 +901,9 @@ static int run_round(struct kt_capture *cap, int *partial, char *errstr, size_t 
 	char stuck[512];
 
 	*partial = 0;
-	topics_free(cap);
 	cap->err = 0;
 	atomic_store(&cap->abort, 0);
-	cap->round_started_ms = kt_wall_ms();
-	cap->round_started_ns = kt_now_ns();
-	err = load_topics(cap, errstr, errstr_size);
-	if (!err)
-		err = load_watermarks(cap, errstr, errstr_size);
-	if (!err)
-		err = plan_round(cap, &gap_count, &gap_offsets, errstr, errstr_size);
+	err = cap_round_plan(cap, &gap_count, &gap_offsets, errstr, errstr_size);
 	if (err)
 		goto out;
 	cap->topic_progress = calloc(cap->topic_count, sizeof(*cap->topic_progress));
@@ -950,7 +962,7 @@ static int run_round(struct kt_capture *cap, int *partial, char *errstr, size_t 
 	snap->started_ms = cap->round_started_ms;
 	/* kt_store_snapshot_create() already set tool_version. */
 	snap->source = strdup(cap->source);
-	if (!snap->source || build_topics(cap, snap)) {
+	if (!snap->source || cap_round_build_topics(cap, snap)) {
 		err = kt_seterr(errstr, errstr_size, -ENOMEM, "out of memory while building the manifest");
 		goto out;
 	}
@@ -1002,7 +1014,7 @@ int kt_capture_run(struct kt_capture *cap, const struct kt_capture_summary **sum
 	if (cap->workers_group)
 		return cap_workers_run(cap, errstr, errstr_size);
 	cap->total_gap_offsets = 0;
-	err = consumer_create(cap, errstr, errstr_size);
+	err = cap_consumer_create(cap, errstr, errstr_size);
 	if (err)
 		goto out;
 	if (access(cap->repo_path, F_OK) != 0) {
@@ -1080,30 +1092,3 @@ out:
 	return 0;
 }
 
-/* ---- the planning steps a workers group's first worker shares (workers.c) ---- */
-
-int cap_consumer_create(struct kt_capture *cap, char *errstr, size_t errstr_size)
-{
-	return consumer_create(cap, errstr, errstr_size);
-}
-
-int cap_round_plan(struct kt_capture *cap, uint64_t *gap_count, uint64_t *gap_offsets,
-		   char *errstr, size_t errstr_size)
-{
-	int err;
-
-	topics_free(cap);
-	cap->round_started_ms = kt_wall_ms();
-	cap->round_started_ns = kt_now_ns();
-	err = load_topics(cap, errstr, errstr_size);
-	if (!err)
-		err = load_watermarks(cap, errstr, errstr_size);
-	if (!err)
-		err = plan_round(cap, gap_count, gap_offsets, errstr, errstr_size);
-	return err;
-}
-
-int cap_round_build_topics(struct kt_capture *cap, struct kt_store_snapshot *snap)
-{
-	return build_topics(cap, snap);
-}

@@ -202,4 +202,13 @@ int cap_workers_finished(struct kt_capture *cap);
 /* Joins and frees the workers. */
 void cap_workers_join(struct kt_capture *cap);
 
+/* Fills rec from a consumed message: offset, timestamp and its type, key,
+ * value (null kept distinct from empty) and headers, which point into msg
+ * and into *headers, an array of *header_cap entries the caller owns and
+ * reuses for every record (grown to the most headers seen, then never
+ * again).  Returns 0, -ENOMEM or KT_EKAFKA (unreadable headers).  Used by
+ * the worker threads and by --workers-group (workers.c) alike. */
+int cap_record_from_message(rd_kafka_message_t *msg, struct kt_header **headers, size_t *header_cap,
+			    struct kt_record *rec);
+
 #endif /* KT_CAPTURE_PRIV_H */

@@ -208,7 +208,7 @@ static int64_t route_map(const struct kt_capture_diff_route *route, int64_t off,
 	}
 	if (lo == 0)
 		return -1;
-	const struct kt_capture_diff_run *run = &route->runs[lo - 1];
+	const struct kt_store_offset_run *run = &route->runs[lo - 1];
 	int64_t start = inverse ? run->target_offset : run->source_offset;
 	if ((uint64_t)(off - start) >= run->count)
 		return -1;

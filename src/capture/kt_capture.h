@@ -224,14 +224,6 @@ struct kt_capture_diff_result {
 	uint64_t live_after_end;
 };
 
-/* Source offsets [source_offset, source_offset + count) of a snapshot
- * partition were written at target offsets [target_offset, + count). */
-struct kt_capture_diff_run {
-	int64_t source_offset;
-	int64_t target_offset;
-	uint64_t count;
-};
-
 /* Where a restore put a snapshot partition, so that diff compares it with
  * what the restore wrote rather than with the same offsets. */
 struct kt_capture_diff_route {
@@ -239,7 +231,7 @@ struct kt_capture_diff_route {
 	int32_t partition;            /* the target partition */
 	int64_t target_lo, target_hi; /* the target offsets the restore wrote */
 	struct kt_store_range range;  /* the snapshot records it selected */
-	const struct kt_capture_diff_run *runs; /* ascending in both offsets */
+	const struct kt_store_offset_run *runs; /* ascending in both offsets */
 	size_t run_count;
 };
 

@@ -368,38 +368,46 @@ static void retention_overtook(struct cap_worker *w, struct cap_part *part)
 	rd_kafka_topic_partition_list_destroy(list);
 }
 
-static int fill_headers(struct cap_worker *w, rd_kafka_message_t *msg, struct kt_record *rec)
+int cap_record_from_message(rd_kafka_message_t *msg, struct kt_header **headers, size_t *header_cap,
+			    struct kt_record *rec)
 {
+	rd_kafka_timestamp_type_t tstype;
 	rd_kafka_headers_t *hdrs = NULL;
 	size_t count;
 
+	rec->offset = msg->offset;
+	rec->timestamp = rd_kafka_message_timestamp(msg, &tstype);
+	rec->ts_type = tstype == RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME ? KT_TS_LOG_APPEND :
+		       tstype == RD_KAFKA_TIMESTAMP_CREATE_TIME ? KT_TS_CREATE : KT_TS_NONE;
+	rec->key = msg->key;
+	rec->key_len = msg->key ? msg->key_len : 0;
+	rec->value = msg->payload;
+	rec->value_len = msg->payload ? msg->len : 0;
 	rec->headers = NULL;
 	rec->header_count = 0;
 	if (rd_kafka_message_headers(msg, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR || !hdrs)
 		return 0;
 	count = rd_kafka_header_cnt(hdrs);
-	if (count > w->header_cap) {
-		/* Grows to the most headers seen, then never again. */
-		struct kt_header *grown = realloc(w->headers, count * sizeof(*grown));
+	if (count > *header_cap) {
+		struct kt_header *grown = realloc(*headers, count * sizeof(*grown));
 
 		if (!grown)
 			return -ENOMEM;
-		w->headers = grown;
-		w->header_cap = count;
+		*headers = grown;
+		*header_cap = count;
 	}
 	for (size_t i = 0; i < count; i++) {
-		const char *name;
+		struct kt_header *h = &(*headers)[i];
 		const void *value;
 		size_t size;
 
-		if (rd_kafka_header_get_all(hdrs, i, &name, &value, &size))
+		if (rd_kafka_header_get_all(hdrs, i, &h->name, &value, &size))
 			return KT_EKAFKA;
-		w->headers[i].name = name;
-		w->headers[i].name_len = strlen(name);
-		w->headers[i].value = value;
-		w->headers[i].value_len = value ? size : 0;
+		h->name_len = strlen(h->name);
+		h->value = value;
+		h->value_len = value ? size : 0;
 	}
-	rec->headers = w->headers;
+	rec->headers = *headers;
 	rec->header_count = count;
 	return 0;
 }
@@ -407,22 +415,13 @@ static int fill_headers(struct cap_worker *w, rd_kafka_message_t *msg, struct kt
 static void append(struct cap_worker *w, struct cap_part *part, rd_kafka_message_t *msg)
 {
 	struct kt_capture *cap = w->cap;
-	rd_kafka_timestamp_type_t tstype;
 	struct kt_record rec;
 	uint64_t size;
 	int err;
 
 	if (!part->writer && open_writer(w, part, msg->offset))
 		return;
-	rec.offset = msg->offset;
-	rec.timestamp = rd_kafka_message_timestamp(msg, &tstype);
-	rec.ts_type = tstype == RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME ? KT_TS_LOG_APPEND :
-		      tstype == RD_KAFKA_TIMESTAMP_CREATE_TIME ? KT_TS_CREATE : KT_TS_NONE;
-	rec.key = msg->key;
-	rec.key_len = msg->key ? msg->key_len : 0;
-	rec.value = msg->payload;
-	rec.value_len = msg->payload ? msg->len : 0;
-	err = fill_headers(w, msg, &rec);
+	err = cap_record_from_message(msg, &w->headers, &w->header_cap, &rec);
 	if (err) {
 		cap_fail(cap, err, "%s [%d] offset %lld: cannot read the record's headers", part->topic->name,
 			 (int)part->partition, (long long)msg->offset);

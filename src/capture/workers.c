@@ -348,60 +348,17 @@ static int wr_open_segment(struct cap_wrun *wr, size_t i, int64_t first_offset)
 	return 0;
 }
 
-static int wr_headers(struct cap_wrun *wr, rd_kafka_message_t *msg, struct kt_record *rec)
-{
-	rd_kafka_headers_t *hdrs = NULL;
-	size_t n;
-
-	rec->headers = NULL;
-	rec->header_count = 0;
-	if (rd_kafka_message_headers(msg, &hdrs) || !hdrs)
-		return 0;
-	n = rd_kafka_header_cnt(hdrs);
-	if (n > wr->header_cap) {
-		struct kt_header *grown = realloc(wr->headers, n * sizeof(*grown));
-
-		if (!grown)
-			return -ENOMEM;
-		wr->headers = grown;
-		wr->header_cap = n;
-	}
-	for (size_t h = 0; h < n; h++) {
-		struct kt_header *kh = &wr->headers[h];
-		const void *value;
-
-		if (rd_kafka_header_get_all(hdrs, h, &kh->name, &value, &kh->value_len))
-			return KT_EKAFKA;
-		kh->name_len = strlen(kh->name);
-		kh->value = value;
-		if (!value)
-			kh->value_len = 0;
-	}
-	rec->headers = wr->headers;
-	rec->header_count = n;
-	return 0;
-}
-
 static void wr_append(struct cap_wrun *wr, size_t i, rd_kafka_message_t *msg)
 {
 	struct cap_wpart *wp = &wr->parts[i];
 	const struct kt_store_plan_part *pp = &wr->plan->parts[i];
-	rd_kafka_timestamp_type_t tstype;
 	struct kt_record rec;
 	char why[512];
 	int err;
 
 	if (!wp->writer && wr_open_segment(wr, i, msg->offset))
 		return;
-	rec.offset = msg->offset;
-	rec.timestamp = rd_kafka_message_timestamp(msg, &tstype);
-	rec.ts_type = tstype == RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME ? KT_TS_LOG_APPEND :
-		      tstype == RD_KAFKA_TIMESTAMP_CREATE_TIME ? KT_TS_CREATE : KT_TS_NONE;
-	rec.key = msg->key;
-	rec.key_len = msg->key ? msg->key_len : 0;
-	rec.value = msg->payload;
-	rec.value_len = msg->payload ? msg->len : 0;
-	err = wr_headers(wr, msg, &rec);
+	err = cap_record_from_message(msg, &wr->headers, &wr->header_cap, &rec);
 	if (err) {
 		wr_fail(wr, err, "%s [%d] offset %lld: cannot read the record's headers", pp->topic,
 			(int)pp->partition, (long long)msg->offset);

@@ -1,5 +1,4 @@
 /* ktape diff: compare a snapshot with the live topics, record by record. */
-#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -44,60 +43,31 @@ static void diff_usage(FILE *out)
 struct diff_out {
 	int json;
 	json_t *parts;
-	/* With --restore: each part's route, built once from the layout. */
-	const struct kt_replay_layout *layout;
-	struct kt_capture_diff_run *runs;
-	struct kt_capture_diff_route *routes;
+	const struct kt_replay_layout *layout; /* with --restore */
 };
 
-/* Routes every restored partition through the layout of the restore
- * (format/restore.md section 4), converted once so that the pointers stay
- * valid for the whole comparison. */
-static int routes_build(struct diff_out *dout)
-{
-	const struct kt_replay_layout *layout = dout->layout;
-	size_t runs = 0, r = 0;
-
-	for (size_t i = 0; i < layout->part_count; i++)
-		runs += layout->parts[i].run_count;
-	dout->runs = calloc(runs ? runs : 1, sizeof(*dout->runs));
-	dout->routes = calloc(layout->part_count ? layout->part_count : 1, sizeof(*dout->routes));
-	if (!dout->runs || !dout->routes)
-		return -ENOMEM;
-	for (size_t i = 0; i < layout->part_count; i++) {
-		const struct kt_replay_layout_part *lp = &layout->parts[i];
-		struct kt_capture_diff_route *route = &dout->routes[i];
-
-		route->topic = lp->target_topic;
-		route->partition = lp->target_partition;
-		route->target_lo = lp->target_lo;
-		route->target_hi = lp->target_hi;
-		kt_store_range_init(&route->range);
-		route->range.from_offset = lp->from_offset;
-		route->range.to_offset = lp->to_offset;
-		route->range.from_time = layout->from_time;
-		route->range.to_time = layout->to_time;
-		route->runs = &dout->runs[r];
-		route->run_count = lp->run_count;
-		for (size_t k = 0; k < lp->run_count; k++)
-			dout->runs[r++] = (struct kt_capture_diff_run){
-				.source_offset = lp->runs[k].source_offset,
-				.target_offset = lp->runs[k].target_offset,
-				.count = lp->runs[k].count,
-			};
-	}
-	return 0;
-}
-
+/* Routes a snapshot partition through the layout of the restore
+ * (format/restore.md section 4): its target, its window, its runs. */
 static int route_partition(void *opaque, const char *topic, int32_t partition,
 			   struct kt_capture_diff_route *route)
 {
 	struct diff_out *dout = opaque;
-	const struct kt_replay_layout_part *lp = kt_replay_layout_find(dout->layout, topic, partition);
+	const struct kt_replay_layout *layout = dout->layout;
+	const struct kt_replay_layout_part *lp = kt_replay_layout_find(layout, topic, partition);
 
 	if (!lp)
 		return KT_ENOTFOUND;
-	*route = dout->routes[lp - dout->layout->parts];
+	route->topic = lp->target_topic;
+	route->partition = lp->target_partition;
+	route->target_lo = lp->target_lo;
+	route->target_hi = lp->target_hi;
+	kt_store_range_init(&route->range);
+	route->range.from_offset = lp->from_offset;
+	route->range.to_offset = lp->to_offset;
+	route->range.from_time = layout->from_time;
+	route->range.to_time = layout->to_time;
+	route->runs = lp->runs;
+	route->run_count = lp->run_count;
 	return 0;
 }
 
@@ -260,11 +230,6 @@ int kt_cli_cmd_diff(int argc, char **argv)
 		}
 		dopts.snapshot = layout->snapshot_id;
 		dout.layout = layout;
-		if (routes_build(&dout)) {
-			kt_cli_error("diff", "out of memory");
-			rc = KT_EXIT_FAILURE;
-			goto out;
-		}
 		dopts.route = route_partition;
 	}
 	dopts.topics = topics;
@@ -325,8 +290,6 @@ int kt_cli_cmd_diff(int argc, char **argv)
 	rc = different ? KT_EXIT_DIFFERENT : KT_EXIT_OK;
 out:
 	json_decref(dout.parts);
-	free(dout.runs);
-	free(dout.routes);
 	kt_replay_layout_destroy(layout);
 	kt_sandbox_kconf_destroy(kconf);
 	free(topics);

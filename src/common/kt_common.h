@@ -121,6 +121,13 @@ int kt_write_all(int fd, const void *buf, size_t len);
 int kt_write_file_atomic(const char *path, const void *data, size_t len,
 			 unsigned mode, char *errstr, size_t errstr_size);
 
+/* The same, but creates path only if it does not exist: KT_EEXIST (and path
+ * untouched) when it does.  Atomic against other processes: of several
+ * racing to create one path, exactly one succeeds (the temp file is
+ * linked into place, not renamed). */
+int kt_write_file_new(const char *path, const void *data, size_t len,
+		      unsigned mode, char *errstr, size_t errstr_size);
+
 /* fsyncs the directory that contains path (so a rename or create in it is
  * durable).  Returns 0 or -errno. */
 int kt_fsync_parent_dir(const char *path);

@@ -102,12 +102,17 @@ int kt_mkdir_p(const char *path, unsigned mode)
 	return 0;
 }
 
-int kt_write_file_atomic(const char *path, const void *data, size_t len,
-			 unsigned mode, char *errstr, size_t errstr_size)
+/* The one sequence behind kt_write_file_atomic() and kt_write_file_new():
+ * a temp file beside path, written and fsynced, then renamed over path
+ * (replace) or hard-linked to it (link(2) fails with EEXIST when path
+ * exists, atomically, which rename(2) cannot do), then the directory
+ * fsynced.  The temp name is "<path>.tmp-<12 hex>", which listings skip. */
+static int write_file_durably(const char *path, const void *data, size_t len, unsigned mode, int replace,
+			      char *errstr, size_t errstr_size)
 {
 	char tmp[PATH_MAX];
 	unsigned char rnd[6];
-	int fd = -1, err;
+	int fd = -1, err, placed = 0;
 
 	err = kt_random_bytes(rnd, sizeof(rnd));
 	if (err)
@@ -116,10 +121,8 @@ int kt_write_file_atomic(const char *path, const void *data, size_t len,
 		     rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5]) >= (int)sizeof(tmp))
 		return kt_seterr(errstr, errstr_size, -ENAMETOOLONG, "%s: path too long", path);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-	if (fd < 0) {
-		err = kt_seterr(errstr, errstr_size, -errno, "%s: cannot create: %s", tmp, strerror(errno));
-		goto out;
-	}
+	if (fd < 0)
+		return kt_seterr(errstr, errstr_size, -errno, "%s: cannot create: %s", tmp, strerror(errno));
 	err = kt_write_all(fd, data, len);
 	if (err) {
 		err = kt_seterr(errstr, errstr_size, err, "%s: write failed: %s", tmp, kt_strerror(err));
@@ -129,23 +132,39 @@ int kt_write_file_atomic(const char *path, const void *data, size_t len,
 		err = kt_seterr(errstr, errstr_size, -errno, "%s: fsync failed: %s", tmp, strerror(errno));
 		goto out;
 	}
-	if (close(fd) < 0) {
-		fd = -1;
-		err = kt_seterr(errstr, errstr_size, -errno, "%s: close failed: %s", tmp, strerror(errno));
-		goto out;
-	}
+	err = close(fd) < 0 ? -errno : 0;
 	fd = -1;
-	if (rename(tmp, path) < 0) {
-		err = kt_seterr(errstr, errstr_size, -errno, "%s: rename into place failed: %s", path, strerror(errno));
+	if (err) {
+		kt_seterr(errstr, errstr_size, err, "%s: close failed: %s", tmp, kt_strerror(err));
 		goto out;
 	}
+	if (replace ? rename(tmp, path) < 0 : link(tmp, path) < 0) {
+		err = !replace && errno == EEXIST ?
+			      kt_seterr(errstr, errstr_size, KT_EEXIST, "%s: already exists", path) :
+			      kt_seterr(errstr, errstr_size, -errno, "%s: %s into place failed: %s", path,
+					replace ? "rename" : "link", strerror(errno));
+		goto out;
+	}
+	placed = replace; /* a link leaves the temp name to remove */
 	err = kt_fsync_parent_dir(path);
 	if (err)
 		kt_seterr(errstr, errstr_size, err, "%s: fsync of the directory failed: %s", path, kt_strerror(err));
-	return err;
 out:
 	if (fd >= 0)
 		close(fd);
-	unlink(tmp);
+	if (!placed)
+		unlink(tmp);
 	return err;
+}
+
+int kt_write_file_atomic(const char *path, const void *data, size_t len,
+			 unsigned mode, char *errstr, size_t errstr_size)
+{
+	return write_file_durably(path, data, len, mode, 1, errstr, errstr_size);
+}
+
+int kt_write_file_new(const char *path, const void *data, size_t len,
+		      unsigned mode, char *errstr, size_t errstr_size)
+{
+	return write_file_durably(path, data, len, mode, 0, errstr, errstr_size);
 }

@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "kt_common.h"
+#include "kt_store.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -290,14 +291,6 @@ void kt_replay_workers_destroy(struct kt_replay_workers *workers);
 
 /* ---- where a finished restore put each record (src/replay/layout.c) ---- */
 
-/* Source offsets [source_offset, source_offset + count) landed at target
- * offsets [target_offset, target_offset + count). */
-struct kt_replay_layout_run {
-	int64_t source_offset;
-	int64_t target_offset;
-	uint64_t count;
-};
-
 /* One restored source partition and the target partition it went to. */
 struct kt_replay_layout_part {
 	const char *source_topic;
@@ -306,7 +299,7 @@ struct kt_replay_layout_part {
 	int32_t target_partition;
 	int64_t from_offset, to_offset; /* the plan's offset window; INT64_MIN/MAX unbounded */
 	int64_t target_lo, target_hi;   /* the target offsets the restore wrote */
-	const struct kt_replay_layout_run *runs; /* ascending in both offsets */
+	const struct kt_store_offset_run *runs; /* ascending in both offsets */
 	size_t run_count;
 };
 

@@ -23,7 +23,7 @@
 struct layout_priv {
 	struct kt_replay_plan *plan;
 	struct kt_replay_omap *map;
-	struct kt_replay_layout_run *runs; /* every part's runs, back to back */
+	struct kt_store_offset_run *runs; /* every part's runs, back to back */
 };
 
 int kt_replay_restores_dir(const char *repo_path, const char *state_dir, const char *id,
@@ -179,7 +179,7 @@ static int build_parts(struct kt_replay_layout *layout, struct layout_priv *priv
 							 "restore %s: %s[%d] holds records of source partition %d,"
 							 " but the plan kept partitions", plan->id, pt->target,
 							 (int)partition, (int)run->source_partition);
-				priv->runs[r++] = (struct kt_replay_layout_run){
+				priv->runs[r++] = (struct kt_store_offset_run){
 					.source_offset = run->source_offset,
 					.target_offset = run->target_offset,
 					.count = run->count,

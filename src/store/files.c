@@ -18,8 +18,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* kt_write_file_atomic() names its temp files "<name>.tmp-<12 hex>", and so
- * does write_if_absent() below: such names are never listed. */
+/* kt_write_file_atomic() and kt_write_file_new() name their temp files
+ * "<name>.tmp-<12 hex>": such names are never listed. */
 static int is_temp_name(const char *name)
 {
 	const char *t = strstr(name, ".tmp-");
@@ -150,48 +150,6 @@ static int make_parents(const struct kt_store_repo *repo, const char *abs, char 
 	return 0;
 }
 
-/* Writes a temp file beside abs, then link(2)s it to abs: link fails with
- * EEXIST when abs exists, atomically, which rename(2) cannot do. */
-static int write_if_absent(const char *abs, const void *buf, size_t len, unsigned mode,
-			   char *errstr, size_t errstr_size)
-{
-	char tmp[PATH_MAX];
-	unsigned char rnd[6];
-	int fd = -1, err;
-
-	err = kt_random_bytes(rnd, sizeof(rnd));
-	if (err)
-		return kt_seterr(errstr, errstr_size, err, "%s: no randomness for a temp name: %s", abs, kt_strerror(err));
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp-%02x%02x%02x%02x%02x%02x", abs,
-		     rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5]) >= (int)sizeof(tmp))
-		return kt_seterr(errstr, errstr_size, -ENAMETOOLONG, "%s: path too long", abs);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-	if (fd < 0)
-		return kt_seterr(errstr, errstr_size, -errno, "%s: cannot create: %s", tmp, strerror(errno));
-	err = kt_write_all(fd, buf, len);
-	if (err) {
-		kt_seterr(errstr, errstr_size, err, "%s: write failed: %s", tmp, kt_strerror(err));
-		goto out;
-	}
-	if (fsync(fd) < 0) {
-		err = kt_seterr(errstr, errstr_size, -errno, "%s: fsync failed: %s", tmp, strerror(errno));
-		goto out;
-	}
-	if (link(tmp, abs) < 0) {
-		err = errno == EEXIST ? kt_seterr(errstr, errstr_size, KT_EEXIST, "%s: already exists", abs)
-				      : kt_seterr(errstr, errstr_size, -errno, "%s: link into place failed: %s",
-						  abs, strerror(errno));
-		goto out;
-	}
-	err = kt_fsync_parent_dir(abs);
-	if (err)
-		kt_seterr(errstr, errstr_size, err, "%s: fsync of the directory failed: %s", abs, kt_strerror(err));
-out:
-	close(fd);
-	unlink(tmp);
-	return err;
-}
-
 int kt_store_repo_write_file(struct kt_store_repo *repo, const char *rel,
 			     const void *buf, size_t len, unsigned flags,
 			     char *errstr, size_t errstr_size)
@@ -212,7 +170,7 @@ int kt_store_repo_write_file(struct kt_store_repo *repo, const char *rel,
 	if (err)
 		return err;
 	if (flags & KT_STORE_PUT_IF_ABSENT)
-		return write_if_absent(abs, buf, len, mode, errstr, errstr_size);
+		return kt_write_file_new(abs, buf, len, mode, errstr, errstr_size);
 	return kt_write_file_atomic(abs, buf, len, mode, errstr, errstr_size);
 }
 

@@ -457,6 +457,16 @@ int kt_store_repo_commit_snapshot(struct kt_store_repo *repo,
 				  struct kt_store_snapshot *snap,
 				  char *errstr, size_t errstr_size);
 
+/* Source offsets [source_offset, source_offset + count) of a partition were
+ * written at target offsets [target_offset, target_offset + count): the
+ * unit of a restore's offset map (format/restore.md section 4), read by
+ * src/replay and compared through by `ktape diff --restore` (src/capture). */
+struct kt_store_offset_run {
+	int64_t source_offset;
+	int64_t target_offset;
+	uint64_t count;
+};
+
 /* ----------------------------------------------------------------------
  * Small files beside the snapshots (capture plans, progress records): one
  * interface whatever holds the repository, so that code outside repo.c

@@ -304,38 +304,8 @@ static int plan_rel(char *buf, size_t size, const char *id)
 
 int kt_store_plan_new_id(struct kt_store_repo *repo, char *id, char *errstr, size_t errstr_size)
 {
-	char **ids = NULL;
-	size_t count = 0;
-	unsigned char rnd[4];
-	int64_t ms = kt_wall_ms();
-	struct tm tm = { 0 };
-	int err, millis;
-	time_t secs;
-
-	err = kt_store_repo_list_snapshots(repo, &ids, &count, errstr, errstr_size);
-	if (err)
-		return err;
-	/* The newest id's time, when it has the generated shape: a plan's id
-	 * must sort after it even if this host's clock is behind. */
-	if (count > 0 && sscanf(ids[0], "%4d%2d%2dT%2d%2d%2d%3dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-				&tm.tm_hour, &tm.tm_min, &tm.tm_sec, &millis) == 7) {
-		int64_t newest;
-
-		tm.tm_year -= 1900;
-		tm.tm_mon -= 1;
-		newest = (int64_t)timegm(&tm) * 1000 + millis;
-		if (newest >= ms)
-			ms = newest + 1;
-	}
-	kt_store_strv_free(ids, count);
-	err = kt_random_bytes(rnd, sizeof(rnd));
-	if (err)
-		return kt_seterr(errstr, errstr_size, err, "no randomness for a snapshot id: %s", kt_strerror(err));
-	secs = (time_t)(ms / 1000);
-	gmtime_r(&secs, &tm);
-	snprintf(id, 64, "%04d%02d%02dT%02d%02d%02d%03dZ-%02x%02x%02x%02x", tm.tm_year + 1900, tm.tm_mon + 1,
-		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000), rnd[0], rnd[1], rnd[2], rnd[3]);
-	return 0;
+	/* The same ids as a committed snapshot gets (repo.c). */
+	return kt_store_repo_new_snapshot_id(repo, id, 64, errstr, errstr_size);
 }
 
 int kt_store_plan_write(struct kt_store_repo *repo, const struct kt_store_plan *plan,

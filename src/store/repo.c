@@ -983,11 +983,11 @@ static int64_t id_time_ms(const char *id)
 	return (int64_t)timegm(&tm) * 1000 + ms;
 }
 
-/* Assigns an id (format/repository.md section 3) that sorts after every id
- * already in the repository, even if the clock stepped back, so that
- * "latest" always means the last committed snapshot. */
-static int assign_id(struct kt_store_repo *repo, struct kt_store_snapshot *snap,
-		     char *errstr, size_t errstr_size)
+/* An id (format/repository.md section 3) that sorts after every id already
+ * in the repository, even if the clock stepped back, so that "latest"
+ * always means the last committed snapshot. */
+int kt_store_repo_new_snapshot_id(struct kt_store_repo *repo, char *id, size_t id_size,
+				  char *errstr, size_t errstr_size)
 {
 	char **ids = NULL;
 	size_t count = 0;
@@ -1010,7 +1010,7 @@ static int assign_id(struct kt_store_repo *repo, struct kt_store_snapshot *snap,
 	time_t secs = (time_t)(ms / 1000);
 	struct tm tm;
 	gmtime_r(&secs, &tm);
-	snprintf(snap->id, sizeof(snap->id), "%04d%02d%02dT%02d%02d%02d%03dZ-%02x%02x%02x%02x",
+	snprintf(id, id_size, "%04d%02d%02dT%02d%02d%02d%03dZ-%02x%02x%02x%02x",
 		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
 		 (int)(ms % 1000), rnd[0], rnd[1], rnd[2], rnd[3]);
 	return 0;
@@ -1030,7 +1030,7 @@ int kt_store_repo_commit_snapshot(struct kt_store_repo *repo,
 		return kt_seterr(errstr, errstr_size, KT_EUSAGE,
 				 "repository %s: committing a snapshot requires the writer lock", repo->path);
 	if (!snap->id[0]) {
-		err = assign_id(repo, snap, errstr, errstr_size);
+		err = kt_store_repo_new_snapshot_id(repo, snap->id, sizeof(snap->id), errstr, errstr_size);
 		if (err)
 			return err;
 		assigned = 1;

@@ -31,6 +31,12 @@ int kt_store_tar_read_manifest(const struct kt_store_tar *tar, char **out, size_
 /* The archive behind a repository opened from a .tar, else NULL (repo.c). */
 struct kt_store_tar *kt_store_repo_tar(const struct kt_store_repo *repo);
 
+/* A fresh snapshot id (format/repository.md section 3) that sorts after
+ * every snapshot of the repository, even if the clock stepped back (repo.c):
+ * the id of a commit, and of a workers group's plan. */
+int kt_store_repo_new_snapshot_id(struct kt_store_repo *repo, char *id, size_t id_size,
+				  char *errstr, size_t errstr_size);
+
 /* Reads a whole regular file of at most max bytes (else KT_ECORRUPT) into a
  * malloc'd, NUL-terminated buffer; KT_ENOTFOUND when absent (files.c). */
 int kt_store_read_whole_file(const char *path, size_t max, char **out, size_t *out_len,
