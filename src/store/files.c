@@ -181,7 +181,8 @@ static int cmp_asc(const void *a, const void *b)
 
 /* The objects directly "inside" the directory URL dir: keys under dir/
  * with no further '/'.  S3 lists keys in byte order, which is strcmp's. */
-static int list_objects(const char *dir, char ***names, size_t *count, char *errstr, size_t errstr_size)
+static int list_objects(const char *dir, int with_temps, char ***names, size_t *count,
+			char *errstr, size_t errstr_size)
 {
 	char prefix[PATH_MAX];
 	struct kt_s3_listed *objs = NULL;
@@ -200,7 +201,7 @@ static int list_objects(const char *dir, char ***names, size_t *count, char *err
 		goto out;
 	}
 	for (size_t i = 0; i < n_objs; i++) {
-		if (strchr(objs[i].rel, '/') || objs[i].rel[0] == '.' || is_temp_name(objs[i].rel))
+		if (strchr(objs[i].rel, '/') || objs[i].rel[0] == '.' || (!with_temps && is_temp_name(objs[i].rel)))
 			continue;
 		v[n++] = objs[i].rel;
 		objs[i].rel = NULL;
@@ -217,8 +218,10 @@ out:
 	return err;
 }
 
-int kt_store_repo_list_files(struct kt_store_repo *repo, const char *rel,
-			     char ***names, size_t *count, char *errstr, size_t errstr_size)
+/* The regular files directly inside rel, sorted; temp files too when
+ * with_temps (for removing a whole directory). */
+static int list_dir(struct kt_store_repo *repo, const char *rel, int with_temps,
+		    char ***names, size_t *count, char *errstr, size_t errstr_size)
 {
 	char abs[PATH_MAX];
 	char **v = NULL;
@@ -235,7 +238,7 @@ int kt_store_repo_list_files(struct kt_store_repo *repo, const char *rel,
 	if (kt_store_repo_tar(repo))
 		return 0;
 	if (kt_s3_url_is_s3(abs))
-		return list_objects(abs, names, count, errstr, errstr_size);
+		return list_objects(abs, with_temps, names, count, errstr, errstr_size);
 	dir = opendir(abs);
 	if (!dir) {
 		if (errno == ENOENT)
@@ -245,7 +248,7 @@ int kt_store_repo_list_files(struct kt_store_repo *repo, const char *rel,
 	while ((de = readdir(dir)) != NULL) {
 		struct stat st;
 
-		if (de->d_name[0] == '.' || is_temp_name(de->d_name))
+		if (de->d_name[0] == '.' || (!with_temps && is_temp_name(de->d_name)))
 			continue;
 		if (fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
 			continue;
@@ -271,6 +274,12 @@ out:
 	return err;
 }
 
+int kt_store_repo_list_files(struct kt_store_repo *repo, const char *rel,
+			     char ***names, size_t *count, char *errstr, size_t errstr_size)
+{
+	return list_dir(repo, rel, 0, names, count, errstr, errstr_size);
+}
+
 int kt_store_repo_remove_file(struct kt_store_repo *repo, const char *rel,
 			      char *errstr, size_t errstr_size)
 {
@@ -291,6 +300,44 @@ int kt_store_repo_remove_file(struct kt_store_repo *repo, const char *rel,
 	}
 	err = kt_fsync_parent_dir(abs);
 	if (err)
+		return kt_seterr(errstr, errstr_size, err, "%s: fsync of the directory failed: %s",
+				 abs, kt_strerror(err));
+	return 0;
+}
+
+int kt_store_repo_remove_dir(struct kt_store_repo *repo, const char *rel,
+			     char *errstr, size_t errstr_size)
+{
+	char abs[PATH_MAX], file[PATH_MAX], **names = NULL;
+	size_t count = 0;
+	int err;
+
+	err = resolve(repo, rel, abs, sizeof(abs), errstr, errstr_size);
+	if (err)
+		return err;
+	if (kt_store_repo_tar(repo))
+		return refuse_archive(repo, "remove", rel, errstr, errstr_size);
+	/* Temp files are listed too: a writer killed between creating its
+	 * temp file and linking it leaves one, and nobody else ever will
+	 * remove it once the directory's owner is done with it. */
+	err = list_dir(repo, rel, 1, &names, &count, errstr, errstr_size);
+	for (size_t i = 0; i < count && !err; i++) {
+		if (snprintf(file, sizeof(file), "%s/%s", rel, names[i]) >= (int)sizeof(file))
+			err = kt_seterr(errstr, errstr_size, -ENAMETOOLONG, "%s/%s/%s: path too long",
+					kt_store_repo_path(repo), rel, names[i]);
+		else
+			err = kt_store_repo_remove_file(repo, file, errstr, errstr_size);
+	}
+	kt_store_strv_free(names, count);
+	if (err || kt_s3_url_is_s3(abs))
+		return err;
+	/* Another process removing the same directory at the same moment is
+	 * not an error; anything it did not expect (a subdirectory, a file
+	 * created since the listing) keeps the directory and is reported. */
+	if (rmdir(abs) < 0 && errno != ENOENT)
+		return kt_seterr(errstr, errstr_size, -errno, "%s: cannot remove: %s", abs, strerror(errno));
+	err = kt_fsync_parent_dir(abs);
+	if (err && err != -ENOENT)
 		return kt_seterr(errstr, errstr_size, err, "%s: fsync of the directory failed: %s",
 				 abs, kt_strerror(err));
 	return 0;

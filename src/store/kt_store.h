@@ -509,6 +509,15 @@ int kt_store_repo_list_files(struct kt_store_repo *repo, const char *rel,
 int kt_store_repo_remove_file(struct kt_store_repo *repo, const char *rel,
 			      char *errstr, size_t errstr_size);
 
+/* Removes directory rel with every regular file directly inside it,
+ * including temp files that an interrupted kt_store_repo_write_file() left
+ * (a killed process's), then the directory itself; an absent directory is
+ * not an error, nor is another process removing it at the same time.  For
+ * directories whose users are all done with them, such as a finished
+ * workers plan's progress records. */
+int kt_store_repo_remove_dir(struct kt_store_repo *repo, const char *rel,
+			     char *errstr, size_t errstr_size);
+
 /* ----------------------------------------------------------------------
  * Capture plans of a workers group (format/repository.md section 8): the
  * snapshot a group of `ktape capture --workers-group` processes is taking

@@ -387,23 +387,18 @@ int kt_store_plan_load(struct kt_store_repo *repo, const char *id, struct kt_sto
 
 int kt_store_plan_remove(struct kt_store_repo *repo, const char *id, char *errstr, size_t errstr_size)
 {
-	char dir[128], rel[256], **names = NULL;
-	size_t count = 0;
+	char dir[128], rel[256];
 	int err;
 
 	if (!kt_store_snapshot_id_valid(id) || plan_rel(rel, sizeof(rel), id))
 		return kt_seterr(errstr, errstr_size, KT_EUSAGE, "'%s' is not a valid plan id", id);
+	/* The records go first and the plan last: a remover killed in between
+	 * leaves a plan whose snapshot is committed, which the next worker
+	 * run recognises as finished and removes again. */
 	snprintf(dir, sizeof(dir), "plans/%s", id);
-	err = kt_store_repo_list_files(repo, dir, &names, &count, errstr, errstr_size);
-	for (size_t i = 0; i < count && !err; i++) {
-		snprintf(rel, sizeof(rel), "%s/%s", dir, names[i]);
+	err = kt_store_repo_remove_dir(repo, dir, errstr, errstr_size);
+	if (!err)
 		err = kt_store_repo_remove_file(repo, rel, errstr, errstr_size);
-	}
-	kt_store_strv_free(names, count);
-	if (!err) {
-		plan_rel(rel, sizeof(rel), id);
-		err = kt_store_repo_remove_file(repo, rel, errstr, errstr_size);
-	}
 	return err;
 }
 

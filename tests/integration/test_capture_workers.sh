@@ -100,7 +100,7 @@ for i in 1 2 3; do
 	wait "${pids[$((i - 1))]}" || { cat "$T/k$i.err" >&2; fail "surviving worker $i failed"; }
 done
 [ "$(snapshots)" -eq 2 ] || fail "expected two snapshots, found $(snapshots)"
-[ "$(plans_left)" -eq 0 ] || fail "the plan was not cleaned up"
+[ "$(plans_left)" -eq 0 ] || fail "the plan was not cleaned up: $(find "$REPO/plans" -type f)"
 second=$(ls "$REPO/snapshots" | sort | tail -n 1)
 second=${second%.json}
 [ "$(jq -r .kind "$REPO/snapshots/$second.json")" = incremental ] || fail "the second snapshot is not incremental"
@@ -130,7 +130,7 @@ expect_status 1 "$KTAPE" capture -b "$BOOTSTRAP" -r "$REPO" -t orders --no-progr
 grep -q "workers group 'backup' is capturing" "$T/plain.err" || fail "plain capture did not name the live plan: $(cat "$T/plain.err")"
 pass "a plain capture refuses while a workers plan is live"
 worker >"$T/p2.json" 2>"$T/p2.err" || { cat "$T/p2.err" >&2; fail "rerunning a worker did not finish the plan"; }
-[ "$(plans_left)" -eq 0 ] || fail "the plan was not cleaned up"
+[ "$(plans_left)" -eq 0 ] || fail "the plan was not cleaned up: $(find "$REPO/plans" -type f)"
 compare
 pass "one worker rerun finished the abandoned plan"
 

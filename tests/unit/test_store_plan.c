@@ -10,9 +10,11 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "kt_store.h"
 #include "repo_fixture.h"
@@ -310,6 +312,35 @@ static void test_plan_remove_takes_records_then_the_plan(void **state)
 	kt_store_plan_progress_destroy(pg);
 }
 
+/* A worker SIGKILLed while writing a progress record leaves its temp file
+ * in the plan's directory; removing the finished plan takes it too, and
+ * the directory with it. */
+static void test_plan_remove_takes_a_killed_writers_temp_file(void **state)
+{
+	struct fix *f = *state;
+	struct kt_store_plan_progress *pg = NULL;
+	struct kt_store_plan_record rec = segment_record(0, 100, 200, "segments/orders/0/a.kts");
+	char errstr[512], path[512];
+	struct stat st;
+	FILE *fp;
+
+	assert_int_equal(kt_store_plan_write(f->repo, f->plan, errstr, sizeof(errstr)), 0);
+	assert_int_equal(kt_store_plan_progress_create(&pg, f->plan), 0);
+	assert_int_equal(kt_store_plan_progress_record(f->repo, pg, &rec, errstr, sizeof(errstr)), 0);
+	snprintf(path, sizeof(path), "%s/plans/%s/0-00000000000000000200.json.tmp-0123456789ab", f->dir,
+		 f->plan->id);
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	fputs("{\"torn", fp);
+	fclose(fp);
+	assert_int_equal(kt_store_plan_remove(f->repo, f->plan->id, errstr, sizeof(errstr)), 0);
+	assert_int_equal(stat(path, &st), -1);
+	*strrchr(path, '/') = '\0';
+	assert_int_equal(stat(path, &st), -1);
+	assert_int_equal(errno, ENOENT);
+	kt_store_plan_progress_destroy(pg);
+}
+
 static void test_new_id_sorts_after_every_snapshot(void **state)
 {
 	struct fix *f = *state;
@@ -345,6 +376,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_manifest_is_built_when_complete_and_committed_once, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_plan_remove_takes_records_then_the_plan, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_plan_remove_takes_a_killed_writers_temp_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_new_id_sorts_after_every_snapshot, setup, teardown),
 	};
 
