@@ -5,9 +5,15 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "kt_sandbox.h"
 
@@ -224,6 +230,77 @@ static void test_control_runs_commands_on_a_mock_cluster(void **state)
 	kt_sandbox_destroy(NULL);
 }
 
+/* The TCP_NODELAY of the broker's side of the connection from fd client
+ * (the mock runs in this process, so its accepted socket is one of ours):
+ * 1 or 0, or -1 while the mock has not accepted it yet. */
+static int accepted_nodelay(int client)
+{
+	struct sockaddr_in mine, peer;
+	socklen_t len = sizeof(mine);
+	DIR *dir;
+	struct dirent *de;
+	int found = -1;
+
+	assert_int_equal(getsockname(client, (struct sockaddr *)&mine, &len), 0);
+	dir = opendir("/proc/self/fd");
+	assert_non_null(dir);
+	while ((de = readdir(dir)) != NULL) {
+		int fd = atoi(de->d_name), value = 0;
+		socklen_t plen = sizeof(peer), vlen = sizeof(value);
+
+		if (de->d_name[0] < '0' || de->d_name[0] > '9' || fd == client || fd == dirfd(dir))
+			continue;
+		/* The broker's end is the socket whose peer is our end. */
+		if (getpeername(fd, (struct sockaddr *)&peer, &plen) < 0 || peer.sin_family != AF_INET ||
+		    peer.sin_port != mine.sin_port)
+			continue;
+		if (getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &value, &vlen) == 0)
+			found = value != 0;
+	}
+	closedir(dir);
+	return found;
+}
+
+/* Connects to the sandbox's first broker and returns the broker side's
+ * TCP_NODELAY, waiting up to 2 s for the mock to accept. */
+static int broker_connection_nodelay(const struct kt_sandbox *sandbox)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	const char *colon = strchr(kt_sandbox_bootstrap(sandbox), ':');
+	int client, value = -1;
+
+	assert_non_null(colon);
+	sin.sin_port = htons((uint16_t)atoi(colon + 1));
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	client = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(client >= 0);
+	assert_int_equal(connect(client, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	for (int i = 0; i < 200 && value < 0; i++) {
+		value = accepted_nodelay(client);
+		if (value < 0)
+			usleep(10000);
+	}
+	close(client);
+	return value;
+}
+
+/* Kafka brokers answer without Nagle's delay; the mock's connections must
+ * too, or a restore's last answer waits 40 ms for a delayed ACK.  Also
+ * after a broker went down and came back up. */
+static void test_sandbox_connections_have_nodelay(void **state)
+{
+	struct kt_sandbox *sandbox = NULL;
+	char errstr[512], answer[256];
+
+	(void)state;
+	assert_int_equal(kt_sandbox_create(&sandbox, 1, NULL, errstr, sizeof(errstr)), 0);
+	assert_int_equal(broker_connection_nodelay(sandbox), 1);
+	assert_int_equal(kt_sandbox_control(sandbox, "broker down 1", answer, sizeof(answer)), 0);
+	assert_int_equal(kt_sandbox_control(sandbox, "broker up 1", answer, sizeof(answer)), 0);
+	assert_int_equal(broker_connection_nodelay(sandbox), 1);
+	kt_sandbox_destroy(sandbox);
+}
+
 static void test_sandbox_refuses_bad_broker_counts(void **state)
 {
 	struct kt_sandbox *sandbox = NULL;
@@ -246,6 +323,7 @@ int main(void)
 		cmocka_unit_test(test_control_parses_topic_leader_and_misc_commands),
 		cmocka_unit_test(test_control_rejects_malformed_commands),
 		cmocka_unit_test(test_control_runs_commands_on_a_mock_cluster),
+		cmocka_unit_test(test_sandbox_connections_have_nodelay),
 		cmocka_unit_test(test_sandbox_refuses_bad_broker_counts),
 	};
 
