@@ -229,6 +229,20 @@ int kt_store_reader_next(struct kt_store_reader *reader,
 /* Index of the block the last returned record came from. */
 size_t kt_store_reader_current_block(const struct kt_store_reader *reader);
 
+/* A reference to the buffer holding the block the last returned record
+ * came from, so that the views into it (keys, values, header names and
+ * values of that block's records) stay valid after the reader moves on or
+ * is destroyed, until kt_store_block_release().  Lets a producer send
+ * values without copying them (restore).  NULL when the block was stored
+ * uncompressed: its records are views into the reader's read buffer, which
+ * the next block overwrites, so the caller must copy them.  A reader whose
+ * block is held decompresses the next one into a new buffer. */
+struct kt_store_block;
+struct kt_store_block *kt_store_reader_hold_block(struct kt_store_reader *reader);
+/* Drops one reference; the last frees the buffer.  Any thread; NULL is
+ * ignored. */
+void kt_store_block_release(struct kt_store_block *block);
+
 /* Counters of the work a reader did, so tests and benchmarks can prove that
  * a window read touched only the blocks it needed. */
 struct kt_store_read_stats {
@@ -659,6 +673,9 @@ int kt_store_scan_next(struct kt_store_scan *scan, const struct kt_record **rec,
  * segments skipped by their manifest bounds are neither opened nor counted. */
 void kt_store_scan_stats(const struct kt_store_scan *scan,
 			 struct kt_store_read_stats *stats, uint64_t *blocks_total);
+/* kt_store_reader_hold_block() for the record kt_store_scan_next()
+ * returned last; NULL before the first or after the end. */
+struct kt_store_block *kt_store_scan_hold_block(struct kt_store_scan *scan);
 void kt_store_scan_destroy(struct kt_store_scan *scan);
 
 /* ======================================================================

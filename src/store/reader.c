@@ -8,7 +8,8 @@
  * is present and bound to this segment, else the same values computed from
  * the seek table.  Blocks are read with one pread each into a reusable
  * buffer, their header and payload checksums verified, and decompressed
- * into a second reusable buffer with a reused ZSTD_DCtx.  Every record of
+ * into a second buffer, reused unless a caller holds it (struct
+ * kt_store_block), with a ZSTD_DCtx borrowed from a shared pool.  Every record of
  * a block is then checked (section 7) before the first is returned, since
  * no record of a damaged block may ever come out; next() then walks the
  * records one at a time and returns them as views into the decompressed
@@ -17,6 +18,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +35,23 @@
 #include "segment_format.h"
 
 #define NO_BLOCK SIZE_MAX
+
+/* A decompressed block's buffer, counted so that a caller can keep its
+ * records' views after the reader moved on (kt_store_reader_hold_block()).
+ * The reader holds one reference to the buffer it decompresses into and
+ * reuses it while it is the only holder; once somebody else holds it, the
+ * next block goes into a new buffer. */
+struct kt_store_block {
+	atomic_uint refs;
+	size_t cap;
+	uint8_t data[];
+};
+
+void kt_store_block_release(struct kt_store_block *block)
+{
+	if (block && atomic_fetch_sub_explicit(&block->refs, 1, memory_order_acq_rel) == 1)
+		free(block);
+}
 
 struct kt_store_reader {
 	char *path;
@@ -80,11 +100,9 @@ struct kt_store_reader {
 	int index_state;
 	char index_msg[512];
 
-	ZSTD_DCtx *dctx;
 	uint8_t *io_buf; /* block header + stored payload */
 	size_t io_cap;
-	uint8_t *raw_buf; /* decompressed payload */
-	size_t raw_cap;
+	struct kt_store_block *raw_blk; /* decompressed payload; the reader's reference */
 
 	/* The loaded block and the parse position in it. */
 	size_t cur;        /* NO_BLOCK when none is loaded */
@@ -342,6 +360,64 @@ static void start_prefetch(struct kt_store_reader *reader, size_t i, uint64_t ta
 
 /* Loads block i: read, verify, decompress, and position before its first
  * record. */
+/* Decompression contexts shared by the readers of the process, as the
+ * writers share theirs (writer.c): a window restore opens a reader per
+ * partition and creating a context for each was 2% of its time, for a
+ * handful of blocks each.  A block borrows one for its one call. */
+#define READER_DCTX_KEEP 8
+static pthread_mutex_t dctx_lock = PTHREAD_MUTEX_INITIALIZER;
+static ZSTD_DCtx *dctx_idle[READER_DCTX_KEEP];
+static unsigned dctx_idle_count;
+
+static ZSTD_DCtx *dctx_borrow(void)
+{
+	ZSTD_DCtx *dctx = NULL;
+
+	pthread_mutex_lock(&dctx_lock);
+	if (dctx_idle_count)
+		dctx = dctx_idle[--dctx_idle_count];
+	pthread_mutex_unlock(&dctx_lock);
+	return dctx ? dctx : ZSTD_createDCtx();
+}
+
+static void dctx_return(ZSTD_DCtx *dctx)
+{
+	pthread_mutex_lock(&dctx_lock);
+	if (dctx_idle_count < READER_DCTX_KEEP) {
+		dctx_idle[dctx_idle_count++] = dctx;
+		dctx = NULL;
+	}
+	pthread_mutex_unlock(&dctx_lock);
+	ZSTD_freeDCtx(dctx);
+}
+
+/* A buffer of at least need bytes to decompress the next block into: the
+ * current one while nobody else holds it, else a new one.  The old block
+ * stays valid for its other holders. */
+static int raw_reserve(struct kt_store_reader *reader, size_t need)
+{
+	struct kt_store_block *block = reader->raw_blk;
+
+	if (block && block->cap >= need && atomic_load_explicit(&block->refs, memory_order_acquire) == 1)
+		return 0;
+	if (block) {
+		/* Nothing may point into a buffer this reader let go of. */
+		if (reader->raw == block->data) {
+			reader->raw = NULL;
+			reader->raw_len = 0;
+		}
+		kt_store_block_release(block);
+		reader->raw_blk = NULL;
+	}
+	block = malloc(sizeof(*block) + need);
+	if (!block)
+		return -ENOMEM;
+	atomic_init(&block->refs, 1);
+	block->cap = need;
+	reader->raw_blk = block;
+	return 0;
+}
+
 static int load_block(struct kt_store_reader *reader, size_t i, char *errstr,
 		      size_t errstr_size)
 {
@@ -378,6 +454,7 @@ static int load_block(struct kt_store_reader *reader, size_t i, char *errstr,
 	if (blk.codec == KT_CODEC_ZSTD) {
 		const char *why = zstd_frame_problem(reader->io_buf + KT_SEG_BLOCK_HEADER_SIZE,
 						     blk.stored_size, blk.raw_size);
+		ZSTD_DCtx *dctx;
 		size_t n;
 
 		/* Checked here, not in read_block(): recovery accepts a block
@@ -388,20 +465,25 @@ static int load_block(struct kt_store_reader *reader, size_t i, char *errstr,
 					 "segment %s: block %zu at byte %llu: %s", reader->path,
 					 i, (unsigned long long)blk.file_offset, why);
 
-		if (grow(&reader->raw_buf, &reader->raw_cap, blk.raw_size ? blk.raw_size : 1) < 0)
+		if (raw_reserve(reader, blk.raw_size ? blk.raw_size : 1) < 0)
 			return kt_seterr(errstr, errstr_size, -ENOMEM,
 					 "segment %s: block %zu: out of memory for %u bytes",
 					 reader->path, i, blk.raw_size);
-		n = ZSTD_decompressDCtx(reader->dctx, reader->raw_buf, blk.raw_size,
+		dctx = dctx_borrow();
+		if (!dctx)
+			return kt_seterr(errstr, errstr_size, -ENOMEM,
+					 "segment %s: block %zu: out of memory for a zstd context", reader->path, i);
+		n = ZSTD_decompressDCtx(dctx, reader->raw_blk->data, blk.raw_size,
 					reader->io_buf + KT_SEG_BLOCK_HEADER_SIZE,
 					blk.stored_size);
+		dctx_return(dctx);
 		if (ZSTD_isError(n) || n != blk.raw_size)
 			return kt_seterr(errstr, errstr_size, KT_ECORRUPT,
 					 "segment %s: block %zu at byte %llu: zstd payload does "
 					 "not decompress to %u bytes: %s", reader->path, i,
 					 (unsigned long long)blk.file_offset, blk.raw_size,
 					 ZSTD_isError(n) ? ZSTD_getErrorName(n) : "size differs");
-		reader->raw = reader->raw_buf;
+		reader->raw = reader->raw_blk->data;
 	} else {
 		/* Uncompressed: records are read in place. */
 		reader->raw = reader->io_buf + KT_SEG_BLOCK_HEADER_SIZE;
@@ -962,8 +1044,7 @@ static int reader_open(struct kt_store_reader **out, const char *file, uint64_t 
 	reader->cur = NO_BLOCK;
 	reader->flags = flags;
 	reader->path = strdup(path);
-	reader->dctx = ZSTD_createDCtx();
-	if (!reader->path || !reader->dctx) {
+	if (!reader->path) {
 		err = kt_seterr(errstr, errstr_size, -ENOMEM, "segment %s: out of memory", path);
 		goto fail;
 	}
@@ -1130,9 +1211,8 @@ void kt_store_reader_destroy(struct kt_store_reader *reader)
 	kt_s3_pool_put(reader->s3);
 	free(reader->ra_buf);
 	free(reader->pf_buf);
-	ZSTD_freeDCtx(reader->dctx);
 	free(reader->io_buf);
-	free(reader->raw_buf);
+	kt_store_block_release(reader->raw_blk);
 	free(reader->headers);
 	free(reader->blocks);
 	free(reader->running_max_ts);
@@ -1265,6 +1345,18 @@ int kt_store_reader_seek_time(struct kt_store_reader *reader, int64_t ts, char *
 size_t kt_store_reader_current_block(const struct kt_store_reader *reader)
 {
 	return reader->rec_block;
+}
+
+struct kt_store_block *kt_store_reader_hold_block(struct kt_store_reader *reader)
+{
+	struct kt_store_block *block = reader->raw_blk;
+
+	/* A block stored uncompressed is read in place in the read buffer,
+	 * which is not counted: the caller copies those records. */
+	if (!block || !reader->raw || reader->raw != block->data)
+		return NULL;
+	atomic_fetch_add_explicit(&block->refs, 1, memory_order_relaxed);
+	return block;
 }
 
 void kt_store_reader_stats(const struct kt_store_reader *reader,

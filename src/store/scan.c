@@ -228,3 +228,8 @@ void kt_store_scan_destroy(struct kt_store_scan *scan)
 	close_segment(scan);
 	free(scan);
 }
+
+struct kt_store_block *kt_store_scan_hold_block(struct kt_store_scan *scan)
+{
+	return scan->reader ? kt_store_reader_hold_block(scan->reader) : NULL;
+}

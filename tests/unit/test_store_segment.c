@@ -82,6 +82,74 @@ static void test_segment_round_trips_uncompressed(void **state)
 	tl_set_free(&set);
 }
 
+/* A held block keeps its records' bytes after the reader moved to other
+ * blocks and after it was destroyed (restore sends values from it without
+ * copying); the reader decompresses later blocks elsewhere.  Blocks stored
+ * uncompressed are read in place and cannot be held. */
+static void test_segment_held_block_outlives_the_reader(void **state)
+{
+	struct fixture *fx = *state;
+	struct kt_store_writer_opts opts;
+	struct kt_store_segment_info info;
+	struct kt_store_reader *reader = NULL;
+	struct tl_set set = tl_generate(2000, 0, 0, 0);
+	struct kt_store_block **held = calloc(set.n, sizeof(*held));
+	const struct kt_record *rec;
+	const void **values = calloc(set.n, sizeof(*values));
+	size_t *lens = calloc(set.n, sizeof(*lens)), n = 0, held_count = 0;
+	char err[256];
+
+	assert_non_null(held);
+	assert_non_null(values);
+	assert_non_null(lens);
+	small_blocks(&opts, KT_CODEC_ZSTD);
+	tl_write(fx->path, &set, set.n, &opts, &info);
+	assert_true(info.block_count > 10);
+	assert_int_equal(kt_store_reader_open(&reader, fx->path, 0, err, sizeof(err)), 0);
+	/* Hold every 3rd record's block, so that some blocks are held and
+	 * some are not when the reader moves on. */
+	while (kt_store_reader_next(reader, &rec, err, sizeof(err)) == 1) {
+		int codec = kt_store_reader_block(reader, kt_store_reader_current_block(reader))->codec;
+
+		if (n % 3 == 0) {
+			/* Random bytes do not compress: the writer stores such
+			 * blocks as they are, and those cannot be held. */
+			held[n] = kt_store_reader_hold_block(reader);
+			assert_true((held[n] != NULL) == (codec == KT_CODEC_ZSTD));
+			values[n] = rec->value;
+			lens[n] = rec->value_len;
+			held_count += held[n] != NULL;
+		}
+		n++;
+	}
+	assert_int_equal(n, set.n);
+	assert_true(held_count > n / 6);
+	kt_store_reader_destroy(reader);
+	for (size_t i = 0; i < n; i += 3) {
+		const struct kt_record *want = &set.recs[i].rec;
+
+		if (!held[i])
+			continue;
+		assert_true(tl_bytes_equal(values[i], lens[i], want->value, want->value_len));
+		kt_store_block_release(held[i]);
+	}
+	kt_store_block_release(NULL);
+
+	small_blocks(&opts, KT_CODEC_NONE);
+	tl_rmdir(fx->dir);
+	tl_mkdtemp(fx->dir, sizeof(fx->dir));
+	snprintf(fx->path, sizeof(fx->path), "%s/seg.kts", fx->dir);
+	tl_write(fx->path, &set, set.n, &opts, &info);
+	assert_int_equal(kt_store_reader_open(&reader, fx->path, 0, err, sizeof(err)), 0);
+	assert_int_equal(kt_store_reader_next(reader, &rec, err, sizeof(err)), 1);
+	assert_null(kt_store_reader_hold_block(reader));
+	kt_store_reader_destroy(reader);
+	free(lens);
+	free(values);
+	free(held);
+	tl_set_free(&set);
+}
+
 static void test_segment_gives_large_records_their_own_block(void **state)
 {
 	struct fixture *fx = *state;
@@ -736,6 +804,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_segment_round_trips_every_record_shape, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_round_trips_uncompressed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_held_block_outlives_the_reader, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_gives_large_records_their_own_block, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_round_trips_an_empty_segment, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_rejects_non_increasing_offsets, setup, teardown),
