@@ -5,10 +5,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <zstd.h>
-#include <archive.h>
 #include <jansson.h>
 
 #include "cli.h"
+#include "kt_store.h"
 
 int kt_cli_cmd_version(int argc, char **argv)
 {
@@ -22,6 +22,6 @@ int kt_cli_cmd_version(int argc, char **argv)
 	}
 	printf("ktape %s (librdkafka %s, zstd %s, %s, jansson %s)\n",
 	       KT_VERSION_STRING, rd_kafka_version_str(), ZSTD_versionString(),
-	       archive_version_string(), JANSSON_VERSION);
+	       kt_store_archive_version(), JANSSON_VERSION);
 	return KT_EXIT_OK;
 }

@@ -7,10 +7,12 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +22,103 @@
 #define ARCHIVE_MARKER "ktape-archive.json"
 #define ARCHIVE_VERSION 1
 #define COPY_CHUNK (1u << 20)
+
+/* libarchive is loaded with dlopen() the first time an archive is read or
+ * written, not linked: with its compression and XML libraries (ICU among
+ * them, 30 MB) it was 10 of the 24 shared objects left at every ktape
+ * command's start, about 1 ms of it (perf stat of empty programs linked
+ * with and without it: 3.4 and 2.3 ms), for the few commands that touch a
+ * tar file.  Prototypes come from the build's headers (pkg-config); every
+ * call goes through LA(), which names the loaded function. */
+#define KT_ARCHIVE_SONAME "libarchive.so.13"
+#define KT_ARCHIVE_FUNCS(X) \
+	X(archive_entry_filetype) \
+	X(archive_entry_free) \
+	X(archive_entry_hardlink) \
+	X(archive_entry_new) \
+	X(archive_entry_pathname) \
+	X(archive_entry_set_filetype) \
+	X(archive_entry_set_mtime) \
+	X(archive_entry_set_pathname) \
+	X(archive_entry_set_perm) \
+	X(archive_entry_set_size) \
+	X(archive_entry_size) \
+	X(archive_entry_sparse_count) \
+	X(archive_entry_symlink) \
+	X(archive_errno) \
+	X(archive_error_string) \
+	X(archive_filter_bytes) \
+	X(archive_filter_count) \
+	X(archive_filter_name) \
+	X(archive_read_data) \
+	X(archive_read_data_skip) \
+	X(archive_read_free) \
+	X(archive_read_new) \
+	X(archive_read_next_header) \
+	X(archive_read_open_fd) \
+	X(archive_read_support_filter_all) \
+	X(archive_read_support_format_tar) \
+	X(archive_write_add_filter_gzip) \
+	X(archive_write_add_filter_none) \
+	X(archive_write_add_filter_zstd) \
+	X(archive_write_close) \
+	X(archive_write_data) \
+	X(archive_write_free) \
+	X(archive_write_header) \
+	X(archive_write_new) \
+	X(archive_write_open_fd) \
+	X(archive_write_set_format_pax_restricted)
+
+#define LA(name) (kt_la_##name)
+#define X(name) static __typeof__(name) *kt_la_##name;
+KT_ARCHIVE_FUNCS(X)
+#undef X
+static __typeof__(archive_version_string) *kt_la_archive_version_string;
+
+static pthread_once_t la_once = PTHREAD_ONCE_INIT;
+static int la_loaded;
+static char la_error[512];
+
+static void la_load_once(void)
+{
+	void *lib = dlopen(KT_ARCHIVE_SONAME, RTLD_NOW | RTLD_LOCAL);
+	void *sym;
+
+	if (!lib) {
+		snprintf(la_error, sizeof(la_error), "%s", dlerror());
+		return;
+	}
+	/* POSIX lets a dlsym() result convert to the function it names;
+	 * memcpy keeps ISO C's object/function pointer rule quiet. */
+#define X(name)                                                                                    \
+	if (!(sym = dlsym(lib, #name))) {                                                          \
+		snprintf(la_error, sizeof(la_error), "%s has no %s", KT_ARCHIVE_SONAME, #name);    \
+		return;                                                                            \
+	}                                                                                          \
+	memcpy(&kt_la_##name, &sym, sizeof(sym));
+	KT_ARCHIVE_FUNCS(X)
+	X(archive_version_string)
+#undef X
+	/* Stays loaded for the life of the process, as a linked one would. */
+	la_loaded = 1;
+}
+
+/* 0 once libarchive is loaded, else an error naming the package. */
+static int la_load(char *errstr, size_t errstr_size)
+{
+	pthread_once(&la_once, la_load_once);
+	if (la_loaded)
+		return 0;
+	return kt_seterr(errstr, errstr_size, -ENOSYS,
+			 "tar archives need libarchive (%s, Debian package libarchive13), which could not be "
+			 "loaded: %s", KT_ARCHIVE_SONAME, la_error);
+}
+
+const char *kt_store_archive_version(void)
+{
+	pthread_once(&la_once, la_load_once);
+	return la_loaded ? kt_la_archive_version_string() : "libarchive not loadable";
+}
 
 static int cmp_str(const void *a, const void *b)
 {
@@ -96,17 +195,17 @@ oom:
 static int archive_failed(struct archive *ar, const char *what, const char *name,
 			  char *errstr, size_t errstr_size)
 {
-	int e = archive_errno(ar);
+	int e = LA(archive_errno)(ar);
 
 	return kt_seterr(errstr, errstr_size, e > 0 ? -e : -EIO, "archive: cannot %s %s: %s%s%s",
-			 what, name, archive_error_string(ar), e > 0 ? ": " : "", e > 0 ? strerror(e) : "");
+			 what, name, LA(archive_error_string)(ar), e > 0 ? ": " : "", e > 0 ? strerror(e) : "");
 }
 
 /* Adds one in-memory or on-disk file as a regular-file entry. */
 static int add_entry(struct archive *ar, const char *name, const char *src_path,
 		     const void *data, size_t len, char *buf, char *errstr, size_t errstr_size)
 {
-	struct archive_entry *entry = archive_entry_new();
+	struct archive_entry *entry = LA(archive_entry_new)();
 	int fd = -1, err = 0;
 	struct stat st;
 
@@ -120,18 +219,18 @@ static int add_entry(struct archive *ar, const char *name, const char *src_path,
 		}
 		len = (size_t)st.st_size;
 	}
-	archive_entry_set_pathname(entry, name);
-	archive_entry_set_filetype(entry, AE_IFREG);
-	archive_entry_set_perm(entry, 0600);
-	archive_entry_set_size(entry, (la_int64_t)len);
-	archive_entry_set_mtime(entry, (time_t)(kt_wall_ms() / 1000), 0);
-	if (archive_write_header(ar, entry) != ARCHIVE_OK) {
+	LA(archive_entry_set_pathname)(entry, name);
+	LA(archive_entry_set_filetype)(entry, AE_IFREG);
+	LA(archive_entry_set_perm)(entry, 0600);
+	LA(archive_entry_set_size)(entry, (la_int64_t)len);
+	LA(archive_entry_set_mtime)(entry, (time_t)(kt_wall_ms() / 1000), 0);
+	if (LA(archive_write_header)(ar, entry) != ARCHIVE_OK) {
 		err = kt_seterr(errstr, errstr_size, -EIO, "archive: cannot write the header of %s: %s",
-				name, archive_error_string(ar));
+				name, LA(archive_error_string)(ar));
 		goto out;
 	}
 	if (!src_path) {
-		if (archive_write_data(ar, data, len) != (la_ssize_t)len)
+		if (LA(archive_write_data)(ar, data, len) != (la_ssize_t)len)
 			err = archive_failed(ar, "write", name, errstr, errstr_size);
 		goto out;
 	}
@@ -143,7 +242,7 @@ static int add_entry(struct archive *ar, const char *name, const char *src_path,
 					r < 0 ? strerror(errno) : "file shrank while being exported");
 			goto out;
 		}
-		if (archive_write_data(ar, buf, (size_t)r) != (la_ssize_t)r) {
+		if (LA(archive_write_data)(ar, buf, (size_t)r) != (la_ssize_t)r) {
 			err = archive_failed(ar, "write", name, errstr, errstr_size);
 			goto out;
 		}
@@ -152,7 +251,7 @@ static int add_entry(struct archive *ar, const char *name, const char *src_path,
 out:
 	if (fd >= 0)
 		close(fd);
-	archive_entry_free(entry);
+	LA(archive_entry_free)(entry);
 	return err;
 }
 
@@ -167,6 +266,9 @@ int kt_store_repo_export(struct kt_store_repo *repo, const char *id, int fd,
 	char manifest_path[PATH_MAX], rel[128], repo_id[128];
 	int err;
 
+	err = la_load(errstr, errstr_size);
+	if (err)
+		return err;
 	err = kt_store_repo_load_snapshot(repo, id, &snap, errstr, errstr_size);
 	if (err)
 		goto out;
@@ -176,28 +278,28 @@ int kt_store_repo_export(struct kt_store_repo *repo, const char *id, int fd,
 		goto out;
 	}
 	buf = malloc(COPY_CHUNK);
-	ar = archive_write_new();
+	ar = LA(archive_write_new)();
 	if (!buf || !ar) {
 		err = kt_seterr(errstr, errstr_size, -ENOMEM, "out of memory");
 		goto out;
 	}
-	archive_write_set_format_pax_restricted(ar);
+	LA(archive_write_set_format_pax_restricted)(ar);
 	if (compression == KT_ARCHIVE_ZSTD)
-		err = archive_write_add_filter_zstd(ar);
+		err = LA(archive_write_add_filter_zstd)(ar);
 	else if (compression == KT_ARCHIVE_GZIP)
-		err = archive_write_add_filter_gzip(ar);
+		err = LA(archive_write_add_filter_gzip)(ar);
 	else
-		err = archive_write_add_filter_none(ar);
+		err = LA(archive_write_add_filter_none)(ar);
 	if (err != ARCHIVE_OK) {
 		err = kt_seterr(errstr, errstr_size, KT_EUSAGE, "archive: compression not available: %s",
-				archive_error_string(ar));
+				LA(archive_error_string)(ar));
 		goto out;
 	}
 	/* A pipe cannot take libarchive's default 10 KiB blocking happily for
 	 * uploaders either way; keep tar's standard record size. */
-	if (archive_write_open_fd(ar, fd) != ARCHIVE_OK) {
+	if (LA(archive_write_open_fd)(ar, fd) != ARCHIVE_OK) {
 		err = kt_seterr(errstr, errstr_size, -EIO, "archive: cannot open the output: %s",
-				archive_error_string(ar));
+				LA(archive_error_string)(ar));
 		goto out;
 	}
 	read_repo_id(repo, repo_id, sizeof(repo_id));
@@ -227,11 +329,11 @@ int kt_store_repo_export(struct kt_store_repo *repo, const char *id, int fd,
 		err = add_entry(ar, rel, manifest_path, NULL, 0, buf, errstr, errstr_size);
 	if (err)
 		goto out;
-	if (archive_write_close(ar) != ARCHIVE_OK)
+	if (LA(archive_write_close)(ar) != ARCHIVE_OK)
 		err = archive_failed(ar, "finish", "the archive", errstr, errstr_size);
 out:
 	if (ar)
-		archive_write_free(ar);
+		LA(archive_write_free)(ar);
 	free(marker);
 	free(buf);
 	kt_store_strv_free(files, file_count);
@@ -296,12 +398,12 @@ static int import_file(struct kt_store_repo *repo, struct archive *ar, const cha
 	if (fd < 0)
 		return kt_seterr(errstr, errstr_size, -errno, "%s: cannot create: %s", tmp, strerror(errno));
 	for (;;) {
-		la_ssize_t r = archive_read_data(ar, buf, COPY_CHUNK);
+		la_ssize_t r = LA(archive_read_data)(ar, buf, COPY_CHUNK);
 		if (r == 0)
 			break;
 		if (r < 0) {
 			err = kt_seterr(errstr, errstr_size, KT_ETRUNCATED, "archive: entry %s is damaged or cut short: %s",
-					name, archive_error_string(ar));
+					name, LA(archive_error_string)(ar));
 			goto out;
 		}
 		err = kt_write_all(fd, buf, (size_t)r);
@@ -342,11 +444,11 @@ static int read_entry_to_memory(struct archive *ar, la_int64_t size, const char 
 	data = malloc((size_t)size + 1);
 	if (!data)
 		return kt_seterr(errstr, errstr_size, -ENOMEM, "out of memory");
-	la_ssize_t r = archive_read_data(ar, data, (size_t)size);
+	la_ssize_t r = LA(archive_read_data)(ar, data, (size_t)size);
 	if (r != size) {
 		free(data);
 		return kt_seterr(errstr, errstr_size, KT_ETRUNCATED, "archive: %s is cut short: %s",
-				 name, r < 0 ? archive_error_string(ar) : "fewer bytes than its header says");
+				 name, r < 0 ? LA(archive_error_string)(ar) : "fewer bytes than its header says");
 	}
 	data[size] = '\0';
 	*out = data;
@@ -414,27 +516,30 @@ int kt_store_repo_import(struct kt_store_repo *repo, int fd, char *id_out,
 	char manifest_name[PATH_MAX] = "";
 	int seen_marker = 0, err, r;
 
+	err = la_load(errstr, errstr_size);
+	if (err)
+		return err;
 	err = kt_store_repo_lock(repo, errstr, errstr_size);
 	if (err)
 		goto out;
 	buf = malloc(COPY_CHUNK);
-	ar = archive_read_new();
+	ar = LA(archive_read_new)();
 	if (!buf || !ar) {
 		err = kt_seterr(errstr, errstr_size, -ENOMEM, "out of memory");
 		goto out;
 	}
-	archive_read_support_filter_all(ar);
-	archive_read_support_format_tar(ar);
-	if (archive_read_open_fd(ar, fd, 64 * 1024) != ARCHIVE_OK) {
-		err = kt_seterr(errstr, errstr_size, KT_EMAGIC, "archive: cannot read: %s", archive_error_string(ar));
+	LA(archive_read_support_filter_all)(ar);
+	LA(archive_read_support_format_tar)(ar);
+	if (LA(archive_read_open_fd)(ar, fd, 64 * 1024) != ARCHIVE_OK) {
+		err = kt_seterr(errstr, errstr_size, KT_EMAGIC, "archive: cannot read: %s", LA(archive_error_string)(ar));
 		goto out;
 	}
-	while ((r = archive_read_next_header(ar, &entry)) == ARCHIVE_OK) {
-		const char *name = archive_entry_pathname(entry);
+	while ((r = LA(archive_read_next_header)(ar, &entry)) == ARCHIVE_OK) {
+		const char *name = LA(archive_entry_pathname)(entry);
 		char abs[PATH_MAX];
 
-		if (!name || archive_entry_filetype(entry) != AE_IFREG || archive_entry_hardlink(entry) ||
-		    archive_entry_symlink(entry) || !entry_path_ok(name)) {
+		if (!name || LA(archive_entry_filetype)(entry) != AE_IFREG || LA(archive_entry_hardlink)(entry) ||
+		    LA(archive_entry_symlink)(entry) || !entry_path_ok(name)) {
 			err = kt_seterr(errstr, errstr_size, KT_ECORRUPT,
 					"archive: refusing entry '%s': only regular files at ktape repository paths are allowed",
 					name ? name : "(no name)");
@@ -446,7 +551,7 @@ int kt_store_repo_import(struct kt_store_repo *repo, int fd, char *id_out,
 			goto out;
 		}
 		if (strcmp(name, ARCHIVE_MARKER) == 0) {
-			err = check_marker(ar, archive_entry_size(entry), errstr, errstr_size);
+			err = check_marker(ar, LA(archive_entry_size)(entry), errstr, errstr_size);
 			if (err)
 				goto out;
 			seen_marker = 1;
@@ -458,7 +563,7 @@ int kt_store_repo_import(struct kt_store_repo *repo, int fd, char *id_out,
 			goto out;
 		}
 		if (strncmp(name, "snapshots/", 10) == 0) {
-			err = read_entry_to_memory(ar, archive_entry_size(entry), name, &manifest, errstr, errstr_size);
+			err = read_entry_to_memory(ar, LA(archive_entry_size)(entry), name, &manifest, errstr, errstr_size);
 			if (err)
 				goto out;
 			snprintf(manifest_name, sizeof(manifest_name), "%s", name);
@@ -470,9 +575,9 @@ int kt_store_repo_import(struct kt_store_repo *repo, int fd, char *id_out,
 			goto out;
 		}
 		struct stat st;
-		if (stat(abs, &st) == 0 && st.st_size == archive_entry_size(entry)) {
+		if (stat(abs, &st) == 0 && st.st_size == LA(archive_entry_size)(entry)) {
 			/* Already here: segments are immutable and uniquely named. */
-			archive_read_data_skip(ar);
+			LA(archive_read_data_skip)(ar);
 			continue;
 		}
 		err = import_file(repo, ar, name, abs, buf, errstr, errstr_size);
@@ -481,7 +586,7 @@ int kt_store_repo_import(struct kt_store_repo *repo, int fd, char *id_out,
 	}
 	if (r != ARCHIVE_EOF) {
 		err = kt_seterr(errstr, errstr_size, KT_ETRUNCATED, "archive: damaged or cut short: %s",
-				archive_error_string(ar));
+				LA(archive_error_string)(ar));
 		goto out;
 	}
 	if (!manifest) {
@@ -513,7 +618,7 @@ int kt_store_repo_import(struct kt_store_repo *repo, int fd, char *id_out,
 		snprintf(id_out, 64, "%s", snap->id);
 out:
 	if (ar)
-		archive_read_free(ar);
+		LA(archive_read_free)(ar);
 	kt_store_snapshot_destroy(snap);
 	free(manifest);
 	free(buf);
@@ -567,15 +672,15 @@ void kt_store_tar_destroy(struct kt_store_tar *tar)
 static int tar_add_entry(struct kt_store_tar *tar, struct archive *ar, struct archive_entry *entry, int fd,
 			 size_t *cap, char *errstr, size_t errstr_size)
 {
-	const char *name = archive_entry_pathname(entry);
-	la_int64_t offset = archive_filter_bytes(ar, 0);
-	la_int64_t size = archive_entry_size(entry);
+	const char *name = LA(archive_entry_pathname)(entry);
+	la_int64_t offset = LA(archive_filter_bytes)(ar, 0);
+	la_int64_t size = LA(archive_entry_size)(entry);
 	uint8_t via_lib[64], via_file[64];
 
-	if (offset < 0 || size < 0 || archive_entry_sparse_count(entry) > 0)
+	if (offset < 0 || size < 0 || LA(archive_entry_sparse_count)(entry) > 0)
 		return kt_seterr(errstr, errstr_size, KT_EUNSUPPORTED,
 				 "%s: entry %s cannot be located in the file (sparse or unsized)", tar->path, name);
-	la_ssize_t n = archive_read_data(ar, via_lib, size < (la_int64_t)sizeof(via_lib) ? (size_t)size : sizeof(via_lib));
+	la_ssize_t n = LA(archive_read_data)(ar, via_lib, size < (la_int64_t)sizeof(via_lib) ? (size_t)size : sizeof(via_lib));
 	if (n < 0 || n != (size < (la_int64_t)sizeof(via_lib) ? size : (la_int64_t)sizeof(via_lib)) ||
 	    pread(fd, via_file, (size_t)n, (off_t)offset) != n || memcmp(via_lib, via_file, (size_t)n) != 0)
 		return kt_seterr(errstr, errstr_size, KT_ECORRUPT,
@@ -600,14 +705,19 @@ static int tar_add_entry(struct kt_store_tar *tar, struct archive *ar, struct ar
 
 int kt_store_tar_open(struct kt_store_tar **out, const char *path, char *errstr, size_t errstr_size)
 {
-	struct kt_store_tar *tar = calloc(1, sizeof(*tar));
-	struct archive *ar = archive_read_new();
+	struct kt_store_tar *tar = NULL;
+	struct archive *ar = NULL;
 	struct archive_entry *entry;
 	size_t cap = 0;
 	int fd = -1, seen_marker = 0, err = 0, r;
 	const char *manifest_name = NULL;
 
 	*out = NULL;
+	err = la_load(errstr, errstr_size);
+	if (err)
+		return err;
+	tar = calloc(1, sizeof(*tar));
+	ar = LA(archive_read_new)();
 	if (!tar || !ar) {
 		err = kt_seterr(errstr, errstr_size, -ENOMEM, "out of memory");
 		goto out;
@@ -619,24 +729,24 @@ int kt_store_tar_open(struct kt_store_tar **out, const char *path, char *errstr,
 				path, strerror(errno));
 		goto out;
 	}
-	archive_read_support_filter_all(ar);
-	archive_read_support_format_tar(ar);
-	if (archive_read_open_fd(ar, fd, 64 * 1024) != ARCHIVE_OK) {
-		err = kt_seterr(errstr, errstr_size, KT_EMAGIC, "%s: not a tar archive: %s", path, archive_error_string(ar));
+	LA(archive_read_support_filter_all)(ar);
+	LA(archive_read_support_format_tar)(ar);
+	if (LA(archive_read_open_fd)(ar, fd, 64 * 1024) != ARCHIVE_OK) {
+		err = kt_seterr(errstr, errstr_size, KT_EMAGIC, "%s: not a tar archive: %s", path, LA(archive_error_string)(ar));
 		goto out;
 	}
-	while ((r = archive_read_next_header(ar, &entry)) == ARCHIVE_OK) {
-		const char *name = archive_entry_pathname(entry);
+	while ((r = LA(archive_read_next_header)(ar, &entry)) == ARCHIVE_OK) {
+		const char *name = LA(archive_entry_pathname)(entry);
 
-		if (archive_filter_count(ar) > 1) {
+		if (LA(archive_filter_count)(ar) > 1) {
 			err = kt_seterr(errstr, errstr_size, KT_EUNSUPPORTED,
 					"%s is compressed (%s) and cannot be read in place: import it first "
 					"(ktape import %s -r REPO) or export with --compress none",
-					path, archive_filter_name(ar, 0), path);
+					path, LA(archive_filter_name)(ar, 0), path);
 			goto out;
 		}
-		if (!name || archive_entry_filetype(entry) != AE_IFREG || archive_entry_hardlink(entry) ||
-		    archive_entry_symlink(entry) || !entry_path_ok(name)) {
+		if (!name || LA(archive_entry_filetype)(entry) != AE_IFREG || LA(archive_entry_hardlink)(entry) ||
+		    LA(archive_entry_symlink)(entry) || !entry_path_ok(name)) {
 			err = kt_seterr(errstr, errstr_size, KT_ECORRUPT,
 					"%s: entry '%s' is not part of a ktape archive", path, name ? name : "(no name)");
 			goto out;
@@ -648,7 +758,7 @@ int kt_store_tar_open(struct kt_store_tar **out, const char *path, char *errstr,
 						ARCHIVE_MARKER);
 				goto out;
 			}
-			err = check_marker(ar, archive_entry_size(entry), errstr, errstr_size);
+			err = check_marker(ar, LA(archive_entry_size)(entry), errstr, errstr_size);
 			if (err)
 				goto out;
 			seen_marker = 1;
@@ -667,7 +777,7 @@ int kt_store_tar_open(struct kt_store_tar **out, const char *path, char *errstr,
 	}
 	if (r != ARCHIVE_EOF) {
 		err = kt_seterr(errstr, errstr_size, KT_ETRUNCATED, "%s: damaged or cut short: %s", path,
-				archive_error_string(ar));
+				LA(archive_error_string)(ar));
 		goto out;
 	}
 	if (!seen_marker || !manifest_name) {
@@ -697,7 +807,7 @@ int kt_store_tar_open(struct kt_store_tar **out, const char *path, char *errstr,
 	tar = NULL;
 out:
 	if (ar)
-		archive_read_free(ar);
+		LA(archive_read_free)(ar);
 	if (fd >= 0)
 		close(fd);
 	kt_store_tar_destroy(tar);

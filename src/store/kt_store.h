@@ -765,6 +765,10 @@ int kt_store_repo_prune(struct kt_store_repo *repo,
 			char *errstr, size_t errstr_size);
 void kt_store_prune_result_clear(struct kt_store_prune_result *result);
 
+/* libarchive's version string ("libarchive 3.6.2"), loading the library
+ * (archive.c loads it on first use); a fixed text if it cannot be loaded. */
+const char *kt_store_archive_version(void);
+
 enum kt_store_archive_compression {
 	KT_ARCHIVE_NONE = 0, /* plain tar: segments can be read in place */
 	KT_ARCHIVE_ZSTD = 1,
