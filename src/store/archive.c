@@ -4,10 +4,10 @@
  */
 #include "kt_store.h"
 #include "repo_priv.h"
+#include "dl_priv.h"
 
 #include <archive.h>
 #include <archive_entry.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -23,13 +23,9 @@
 #define ARCHIVE_VERSION 1
 #define COPY_CHUNK (1u << 20)
 
-/* libarchive is loaded with dlopen() the first time an archive is read or
- * written, not linked: with its compression and XML libraries (ICU among
- * them, 30 MB) it was 10 of the 24 shared objects left at every ktape
- * command's start, about 1 ms of it (perf stat of empty programs linked
- * with and without it: 3.4 and 2.3 ms), for the few commands that touch a
- * tar file.  Prototypes come from the build's headers (pkg-config); every
- * call goes through LA(), which names the loaded function. */
+/* libarchive is loaded the first time an archive is read or written
+ * (dl_priv.h says why); every call goes through LA(), which names the
+ * loaded function. */
 #define KT_ARCHIVE_SONAME "libarchive.so.13"
 #define KT_ARCHIVE_FUNCS(X) \
 	X(archive_entry_filetype) \
@@ -67,13 +63,13 @@
 	X(archive_write_header) \
 	X(archive_write_new) \
 	X(archive_write_open_fd) \
-	X(archive_write_set_format_pax_restricted)
+	X(archive_write_set_format_pax_restricted) \
+	X(archive_version_string)
 
 #define LA(name) (kt_la_##name)
 #define X(name) static __typeof__(name) *kt_la_##name;
 KT_ARCHIVE_FUNCS(X)
 #undef X
-static __typeof__(archive_version_string) *kt_la_archive_version_string;
 
 static pthread_once_t la_once = PTHREAD_ONCE_INIT;
 static int la_loaded;
@@ -81,26 +77,15 @@ static char la_error[512];
 
 static void la_load_once(void)
 {
-	void *lib = dlopen(KT_ARCHIVE_SONAME, RTLD_NOW | RTLD_LOCAL);
-	void *sym;
-
-	if (!lib) {
-		snprintf(la_error, sizeof(la_error), "%s", dlerror());
-		return;
-	}
-	/* POSIX lets a dlsym() result convert to the function it names;
-	 * memcpy keeps ISO C's object/function pointer rule quiet. */
-#define X(name)                                                                                    \
-	if (!(sym = dlsym(lib, #name))) {                                                          \
-		snprintf(la_error, sizeof(la_error), "%s has no %s", KT_ARCHIVE_SONAME, #name);    \
-		return;                                                                            \
-	}                                                                                          \
-	memcpy(&kt_la_##name, &sym, sizeof(sym));
-	KT_ARCHIVE_FUNCS(X)
-	X(archive_version_string)
+#define X(name) #name,
+	static const char *const names[] = { KT_ARCHIVE_FUNCS(X) };
 #undef X
-	/* Stays loaded for the life of the process, as a linked one would. */
-	la_loaded = 1;
+#define X(name) &kt_la_##name,
+	void *const slots[] = { KT_ARCHIVE_FUNCS(X) };
+#undef X
+
+	la_loaded = kt_store_dl_load(KT_ARCHIVE_SONAME, names, slots, sizeof(names) / sizeof(names[0]), la_error,
+				     sizeof(la_error)) == 0;
 }
 
 /* 0 once libarchive is loaded, else an error naming the package. */

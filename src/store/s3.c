@@ -13,7 +13,6 @@
  * written twice holds the same bytes; a retried CreateMultipartUpload at
  * worst leaves an empty upload that is never completed).
  */
-#include <dlfcn.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -27,6 +26,7 @@
 #include <expat.h>
 #include <openssl/crypto.h>
 
+#include "dl_priv.h"
 #include "s3_priv.h"
 
 #define DEFAULT_ATTEMPTS 4
@@ -249,75 +249,47 @@ struct request {
 	int list_overflow;
 };
 
-/* libcurl is loaded with dlopen() when the first S3 client is made, not
- * linked: with its TLS, Kerberos, LDAP, SSH, RTMP, HTTP/2 and IDN
- * libraries it is 25 of the 49 shared objects ktape would load, and
- * loading them took about 3 ms of every ktape command's start (an empty
- * program linked with ktape's other libraries starts in 2.3 ms, with
- * libcurl too in 5.2 ms), a tenth of a 1% window restore, for the few
- * commands that ever talk to object storage.  The header still comes from
- * the build's libcurl (pkg-config), so the prototypes are the library's;
- * the soname is the one Debian's libcurl4 package installs. */
+/* libcurl is loaded when the first S3 client is made (dl_priv.h says
+ * why); every call goes through CU(), which names the loaded function. */
 #define KT_CURL_SONAME "libcurl.so.4"
+#define KT_CURL_FUNCS(X) \
+	X(curl_global_init) \
+	X(curl_easy_init) \
+	X(curl_easy_cleanup) \
+	X(curl_easy_reset) \
+	X(curl_easy_setopt) \
+	X(curl_easy_perform) \
+	X(curl_easy_getinfo) \
+	X(curl_easy_strerror) \
+	X(curl_slist_append) \
+	X(curl_slist_free_all)
 
-static struct {
-	CURLcode (*global_init)(long flags);
-	CURL *(*easy_init)(void);
-	void (*easy_cleanup)(CURL *curl);
-	void (*easy_reset)(CURL *curl);
-	CURLcode (*easy_setopt)(CURL *curl, CURLoption option, ...);
-	CURLcode (*easy_perform)(CURL *curl);
-	CURLcode (*easy_getinfo)(CURL *curl, CURLINFO info, ...);
-	const char *(*easy_strerror)(CURLcode code);
-	struct curl_slist *(*slist_append)(struct curl_slist *list, const char *text);
-	void (*slist_free_all)(struct curl_slist *list);
-} kt_curl;
+#define CU(name) (kt_cu_##name)
+#define X(name) static __typeof__(name) *kt_cu_##name;
+KT_CURL_FUNCS(X)
+#undef X
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_result;
 static char curl_load_error[512];
 
-/* Resolves one symbol into *slot; 0 or -1 with curl_load_error set. */
-static int curl_sym(void *lib, const char *name, void *slot)
-{
-	void *sym = dlsym(lib, name);
-
-	if (!sym) {
-		snprintf(curl_load_error, sizeof(curl_load_error), "%s has no %s", KT_CURL_SONAME, name);
-		return -1;
-	}
-	/* POSIX guarantees that a data pointer from dlsym() converts to the
-	 * function pointer it names; memcpy avoids the ISO C cast warning. */
-	memcpy(slot, &sym, sizeof(sym));
-	return 0;
-}
-
 static void curl_init_once(void)
 {
-	void *lib = dlopen(KT_CURL_SONAME, RTLD_NOW | RTLD_LOCAL);
+#define X(name) #name,
+	static const char *const names[] = { KT_CURL_FUNCS(X) };
+#undef X
+#define X(name) &kt_cu_##name,
+	void *const slots[] = { KT_CURL_FUNCS(X) };
+#undef X
 
 	curl_init_result = CURLE_FAILED_INIT;
-	if (!lib) {
-		snprintf(curl_load_error, sizeof(curl_load_error), "%s", dlerror());
+	if (kt_store_dl_load(KT_CURL_SONAME, names, slots, sizeof(names) / sizeof(names[0]), curl_load_error,
+			     sizeof(curl_load_error)))
 		return;
-	}
-	/* The library stays loaded for the life of the process, as a linked
-	 * one would. */
-	if (curl_sym(lib, "curl_global_init", &kt_curl.global_init) ||
-	    curl_sym(lib, "curl_easy_init", &kt_curl.easy_init) ||
-	    curl_sym(lib, "curl_easy_cleanup", &kt_curl.easy_cleanup) ||
-	    curl_sym(lib, "curl_easy_reset", &kt_curl.easy_reset) ||
-	    curl_sym(lib, "curl_easy_setopt", &kt_curl.easy_setopt) ||
-	    curl_sym(lib, "curl_easy_perform", &kt_curl.easy_perform) ||
-	    curl_sym(lib, "curl_easy_getinfo", &kt_curl.easy_getinfo) ||
-	    curl_sym(lib, "curl_easy_strerror", &kt_curl.easy_strerror) ||
-	    curl_sym(lib, "curl_slist_append", &kt_curl.slist_append) ||
-	    curl_sym(lib, "curl_slist_free_all", &kt_curl.slist_free_all))
-		return;
-	curl_init_result = kt_curl.global_init(CURL_GLOBAL_DEFAULT);
+	curl_init_result = CU(curl_global_init)(CURL_GLOBAL_DEFAULT);
 	if (curl_init_result != CURLE_OK)
 		snprintf(curl_load_error, sizeof(curl_load_error), "%s",
-			 kt_curl.easy_strerror(curl_init_result));
+			 CU(curl_easy_strerror)(curl_init_result));
 }
 
 static char *dup_or_env(const char *value, const char *env1, const char *env2)
@@ -461,7 +433,7 @@ int kt_s3_client_create(const struct kt_s3_config *config, const struct kt_log *
 				"credentials)", s3->bucket);
 		goto fail;
 	}
-	s3->curl = kt_curl.easy_init();
+	s3->curl = CU(curl_easy_init)();
 	if (!s3->curl) {
 		err = kt_seterr(errstr, errstr_size, -ENOMEM, "libcurl could not create a handle");
 		goto fail;
@@ -485,7 +457,7 @@ void kt_s3_client_destroy(struct kt_s3_client *s3)
 	if (!s3)
 		return;
 	if (s3->curl)
-		kt_curl.easy_cleanup(s3->curl);
+		CU(curl_easy_cleanup)(s3->curl);
 	free(s3->access_key);
 	free_secret(s3->secret_key);
 	free_secret(s3->session_token);
@@ -669,7 +641,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 	size_t n = size * nmemb;
 
 	if (rq->status == 0)
-		kt_curl.easy_getinfo(rq->s3->curl, CURLINFO_RESPONSE_CODE, &rq->status);
+		CU(curl_easy_getinfo)(rq->s3->curl, CURLINFO_RESPONSE_CODE, &rq->status);
 	if (rq->status >= 300 || rq->sink == SINK_XML) {
 		xml_feed(rq, data, n);
 		return n;
@@ -740,7 +712,7 @@ static int add_header(struct curl_slist **list, const char *name, const char *va
 
 	if (snprintf(line, sizeof(line), "%s: %s", name, value) >= (int)sizeof(line))
 		return -1;
-	l = kt_curl.slist_append(*list, line);
+	l = CU(curl_slist_append)(*list, line);
 	if (!l)
 		return -1;
 	*list = l;
@@ -828,53 +800,53 @@ static CURLcode perform_once(struct kt_s3_client *s3, struct request *rq, char *
 	/* No "Expect: 100-continue" round trip, and no header curl would add
 	 * on its own for a POST. */
 	if (add_header(&list, "Authorization", authorization) != 0 ||
-	    !(list = kt_curl.slist_append(list, "Expect:")))
+	    !(list = CU(curl_slist_append)(list, "Expect:")))
 		goto nomem;
-	if (!rq->content_type && !(list = kt_curl.slist_append(list, "Content-Type:")))
+	if (!rq->content_type && !(list = CU(curl_slist_append)(list, "Content-Type:")))
 		goto nomem;
 	OPENSSL_cleanse(authorization, sizeof(authorization));
 
-	kt_curl.easy_reset(c);
-	kt_curl.easy_setopt(c, CURLOPT_URL, s3->url);
-	kt_curl.easy_setopt(c, CURLOPT_HTTPHEADER, list);
-	kt_curl.easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-	kt_curl.easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	kt_curl.easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-	kt_curl.easy_setopt(c, CURLOPT_USERAGENT, "ktape/" KT_VERSION_STRING);
-	kt_curl.easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)CONNECT_TIMEOUT_MS);
-	kt_curl.easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	kt_curl.easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)(s3->stall_timeout_ms + 999) / 1000);
-	kt_curl.easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
-	kt_curl.easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	kt_curl.easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-	kt_curl.easy_setopt(c, CURLOPT_WRITEDATA, rq);
-	kt_curl.easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-	kt_curl.easy_setopt(c, CURLOPT_HEADERDATA, rq);
+	CU(curl_easy_reset)(c);
+	CU(curl_easy_setopt)(c, CURLOPT_URL, s3->url);
+	CU(curl_easy_setopt)(c, CURLOPT_HTTPHEADER, list);
+	CU(curl_easy_setopt)(c, CURLOPT_ERRORBUFFER, errbuf);
+	CU(curl_easy_setopt)(c, CURLOPT_NOSIGNAL, 1L);
+	CU(curl_easy_setopt)(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+	CU(curl_easy_setopt)(c, CURLOPT_USERAGENT, "ktape/" KT_VERSION_STRING);
+	CU(curl_easy_setopt)(c, CURLOPT_CONNECTTIMEOUT_MS, (long)CONNECT_TIMEOUT_MS);
+	CU(curl_easy_setopt)(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	CU(curl_easy_setopt)(c, CURLOPT_LOW_SPEED_TIME, (long)(s3->stall_timeout_ms + 999) / 1000);
+	CU(curl_easy_setopt)(c, CURLOPT_TCP_KEEPALIVE, 1L);
+	CU(curl_easy_setopt)(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	CU(curl_easy_setopt)(c, CURLOPT_WRITEFUNCTION, on_body);
+	CU(curl_easy_setopt)(c, CURLOPT_WRITEDATA, rq);
+	CU(curl_easy_setopt)(c, CURLOPT_HEADERFUNCTION, on_header);
+	CU(curl_easy_setopt)(c, CURLOPT_HEADERDATA, rq);
 	if (strcmp(rq->method, "HEAD") == 0) {
-		kt_curl.easy_setopt(c, CURLOPT_NOBODY, 1L);
+		CU(curl_easy_setopt)(c, CURLOPT_NOBODY, 1L);
 	} else if (strcmp(rq->method, "PUT") == 0) {
-		kt_curl.easy_setopt(c, CURLOPT_UPLOAD, 1L);
-		kt_curl.easy_setopt(c, CURLOPT_READFUNCTION, on_read);
-		kt_curl.easy_setopt(c, CURLOPT_READDATA, rq);
-		kt_curl.easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)rq->body_len);
+		CU(curl_easy_setopt)(c, CURLOPT_UPLOAD, 1L);
+		CU(curl_easy_setopt)(c, CURLOPT_READFUNCTION, on_read);
+		CU(curl_easy_setopt)(c, CURLOPT_READDATA, rq);
+		CU(curl_easy_setopt)(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)rq->body_len);
 	} else if (strcmp(rq->method, "POST") == 0) {
-		kt_curl.easy_setopt(c, CURLOPT_POST, 1L);
-		kt_curl.easy_setopt(c, CURLOPT_POSTFIELDS, rq->body_len ? rq->body : "");
-		kt_curl.easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->body_len);
+		CU(curl_easy_setopt)(c, CURLOPT_POST, 1L);
+		CU(curl_easy_setopt)(c, CURLOPT_POSTFIELDS, rq->body_len ? rq->body : "");
+		CU(curl_easy_setopt)(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->body_len);
 	} else if (strcmp(rq->method, "GET") != 0) {
-		kt_curl.easy_setopt(c, CURLOPT_CUSTOMREQUEST, rq->method);
+		CU(curl_easy_setopt)(c, CURLOPT_CUSTOMREQUEST, rq->method);
 	}
-	rc = kt_curl.easy_perform(c);
+	rc = CU(curl_easy_perform)(c);
 	if (rq->status == 0)
-		kt_curl.easy_getinfo(c, CURLINFO_RESPONSE_CODE, &rq->status);
+		CU(curl_easy_getinfo)(c, CURLINFO_RESPONSE_CODE, &rq->status);
 	if (rq->parser && !rq->xml_bad && XML_Parse(rq->parser, "", 0, 1) == XML_STATUS_ERROR)
 		rq->xml_bad = 1;
 	/* Drop the header list (it holds the signature) before returning. */
-	kt_curl.easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
-	kt_curl.slist_free_all(list);
+	CU(curl_easy_setopt)(c, CURLOPT_HTTPHEADER, NULL);
+	CU(curl_slist_free_all)(list);
 	return rc;
 nomem:
-	kt_curl.slist_free_all(list);
+	CU(curl_slist_free_all)(list);
 	OPENSSL_cleanse(authorization, sizeof(authorization));
 	snprintf(errbuf, CURL_ERROR_SIZE, "out of memory building headers");
 	return CURLE_OUT_OF_MEMORY;
@@ -959,7 +931,7 @@ static int perform(struct kt_s3_client *s3, struct request *rq, char *errstr, si
 			base += jitter % (base / 2 + 1);
 			kt_log(s3->log, KT_LOG_WARN, "%s: %s; retrying in %u ms (attempt %u of %u)",
 			       what(s3, rq),
-			       rc != CURLE_OK ? kt_curl.easy_strerror(rc)
+			       rc != CURLE_OK ? CU(curl_easy_strerror)(rc)
 					      : (rq->err_code[0] ? rq->err_code : "server error"),
 			       base, attempt + 1, s3->max_attempts);
 			ts.tv_sec = base / 1000;
@@ -984,7 +956,7 @@ static int perform(struct kt_s3_client *s3, struct request *rq, char *errstr, si
 	if (rc != CURLE_OK)
 		return kt_seterr(errstr, errstr_size, transport_error(rc),
 				 "%s via %s://%s: %s%s%s (after %u attempt%s)", what(s3, rq),
-				 s3->scheme, s3->authority, kt_curl.easy_strerror(rc),
+				 s3->scheme, s3->authority, CU(curl_easy_strerror)(rc),
 				 errbuf[0] ? ": " : "", errbuf, attempt, attempt == 1 ? "" : "s");
 	if (rq->status < 200 || rq->status >= 300 || strcmp(rq->root, "Error") == 0) {
 		int err = rq->status >= 200 && rq->status < 300 ? -EIO : status_error(rq->status);
@@ -1091,7 +1063,7 @@ int kt_s3_head(struct kt_s3_client *s3, const char *key, uint64_t *size,
 	err = perform(s3, &rq, errstr, errstr_size);
 	if (err)
 		return err;
-	kt_curl.easy_getinfo(s3->curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
+	CU(curl_easy_getinfo)(s3->curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
 	if (cl < 0)
 		return kt_seterr(errstr, errstr_size, -EIO, "%s: the answer has no Content-Length",
 				 what(s3, &rq));
