@@ -42,12 +42,18 @@ static int resolve(const struct kt_store_repo *repo, const char *rel, char *abs,
 	return 0;
 }
 
-static int refuse_archive(const struct kt_store_repo *repo, const char *what, const char *rel,
-			  char *errstr, size_t errstr_size)
+/* resolve() for a change (what: "write", "remove"): a repository read in
+ * place from an archive is read-only. */
+static int resolve_writable(const struct kt_store_repo *repo, const char *rel, const char *what,
+			    char *abs, size_t abs_size, char *errstr, size_t errstr_size)
 {
-	return kt_seterr(errstr, errstr_size, -EROFS,
-			 "%s: cannot %s %s: a repository read in place from an archive is read-only",
-			 kt_store_repo_path(repo), what, rel);
+	int err = resolve(repo, rel, abs, abs_size, errstr, errstr_size);
+
+	if (!err && kt_store_repo_tar(repo))
+		err = kt_seterr(errstr, errstr_size, -EROFS,
+				"%s: cannot %s %s: a repository read in place from an archive is read-only",
+				kt_store_repo_path(repo), what, rel);
+	return err;
 }
 
 int kt_store_read_whole_file(const char *path, size_t max, char **out, size_t *out_len,
@@ -158,11 +164,9 @@ int kt_store_repo_write_file(struct kt_store_repo *repo, const char *rel,
 	unsigned mode = kt_store_repo_mode(repo) ? kt_store_repo_mode(repo) : 0600;
 	int err;
 
-	err = resolve(repo, rel, abs, sizeof(abs), errstr, errstr_size);
+	err = resolve_writable(repo, rel, "write", abs, sizeof(abs), errstr, errstr_size);
 	if (err)
 		return err;
-	if (kt_store_repo_tar(repo))
-		return refuse_archive(repo, "write", rel, errstr, errstr_size);
 	/* An object appears whole or not at all: no temp name, no parents. */
 	if (kt_s3_url_is_s3(abs))
 		return kt_s3_url_write(abs, buf, len, (flags & KT_STORE_PUT_IF_ABSENT) != 0, errstr, errstr_size);
@@ -286,11 +290,9 @@ int kt_store_repo_remove_file(struct kt_store_repo *repo, const char *rel,
 	char abs[PATH_MAX];
 	int err;
 
-	err = resolve(repo, rel, abs, sizeof(abs), errstr, errstr_size);
+	err = resolve_writable(repo, rel, "remove", abs, sizeof(abs), errstr, errstr_size);
 	if (err)
 		return err;
-	if (kt_store_repo_tar(repo))
-		return refuse_archive(repo, "remove", rel, errstr, errstr_size);
 	if (kt_s3_url_is_s3(abs))
 		return kt_s3_url_remove(abs, errstr, errstr_size);
 	if (unlink(abs) < 0) {
@@ -312,11 +314,9 @@ int kt_store_repo_remove_dir(struct kt_store_repo *repo, const char *rel,
 	size_t count = 0;
 	int err;
 
-	err = resolve(repo, rel, abs, sizeof(abs), errstr, errstr_size);
+	err = resolve_writable(repo, rel, "remove", abs, sizeof(abs), errstr, errstr_size);
 	if (err)
 		return err;
-	if (kt_store_repo_tar(repo))
-		return refuse_archive(repo, "remove", rel, errstr, errstr_size);
 	/* Temp files are listed too: a writer killed between creating its
 	 * temp file and linking it leaves one, and nobody else ever will
 	 * remove it once the directory's owner is done with it. */
