@@ -211,4 +211,10 @@ void cap_workers_join(struct kt_capture *cap);
 int cap_record_from_message(rd_kafka_message_t *msg, struct kt_header **headers, size_t *header_cap,
 			    struct kt_record *rec);
 
+/* The writer options of a capture's segments: the capture's codec, level,
+ * block size and I/O back end, two blocks in flight, the repository's file
+ * mode.  Used by the worker threads and by --workers-group alike. */
+void cap_writer_opts(const struct kt_capture *cap, const struct kt_store_repo *repo,
+		     struct kt_store_writer_opts *wopts);
+
 #endif /* KT_CAPTURE_PRIV_H */

@@ -269,16 +269,7 @@ static int open_writer(struct cap_worker *w, struct cap_part *part, int64_t firs
 		kt_seterr(w->errstr, sizeof(w->errstr), err, "out of memory");
 		goto fail;
 	}
-	kt_store_writer_opts_init(&wopts);
-	wopts.codec = cap->opts.codec;
-	wopts.level = cap->opts.level;
-	wopts.block_size = cap->block_size;
-	/* Two blocks in flight per partition keep the disk busy while the
-	 * next block fills, and keep memory bounded with many partitions. */
-	wopts.blocks_in_flight = 2;
-	wopts.io_backend = cap->opts.io_backend;
-	wopts.file_mode = kt_store_repo_mode(cap->repo);
-	wopts.log = cap->opts.log;
+	cap_writer_opts(cap, cap->repo, &wopts);
 	err = kt_store_writer_create(&part->writer, abs, part->topic->name, part->partition, &wopts,
 				     w->errstr, sizeof(w->errstr));
 	if (err)
@@ -366,6 +357,21 @@ static void retention_overtook(struct cap_worker *w, struct cap_part *part)
 		rd_kafka_error_destroy(error);
 	}
 	rd_kafka_topic_partition_list_destroy(list);
+}
+
+void cap_writer_opts(const struct kt_capture *cap, const struct kt_store_repo *repo,
+		     struct kt_store_writer_opts *wopts)
+{
+	kt_store_writer_opts_init(wopts);
+	wopts->codec = cap->opts.codec;
+	wopts->level = cap->opts.level;
+	wopts->block_size = cap->block_size;
+	/* Two blocks in flight per partition keep the disk busy while the
+	 * next block fills, and keep memory bounded with many partitions. */
+	wopts->blocks_in_flight = 2;
+	wopts->io_backend = cap->opts.io_backend;
+	wopts->file_mode = kt_store_repo_mode(repo);
+	wopts->log = cap->opts.log;
 }
 
 int cap_record_from_message(rd_kafka_message_t *msg, struct kt_header **headers, size_t *header_cap,

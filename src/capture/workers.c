@@ -331,14 +331,7 @@ static int wr_open_segment(struct cap_wrun *wr, size_t i, int64_t first_offset)
 		err = kt_seterr(why, sizeof(why), -ENOMEM, "out of memory");
 	if (err)
 		return wr_fail(wr, err, "%s [%d]: cannot start a segment: %s", pp->topic, (int)pp->partition, why);
-	kt_store_writer_opts_init(&wopts);
-	wopts.codec = cap->opts.codec;
-	wopts.level = cap->opts.level;
-	wopts.block_size = cap->block_size;
-	wopts.blocks_in_flight = 2;
-	wopts.io_backend = cap->opts.io_backend;
-	wopts.file_mode = kt_store_repo_mode(wr->repo);
-	wopts.log = cap->opts.log;
+	cap_writer_opts(cap, wr->repo, &wopts);
 	err = kt_store_writer_create(&wp->writer, abs, pp->topic, pp->partition, &wopts, why, sizeof(why));
 	if (err) {
 		free(wp->rel);
