@@ -35,6 +35,10 @@ extern int kt_cli_verbosity;
 /* The log sink the CLI hands to modules: "ktape: LEVEL: message" on stderr. */
 extern const struct kt_log kt_cli_log;
 
+/* Routes SIGINT and SIGTERM to handler while a command runs (SIG_DFL puts
+ * the default back): restore, replay and demo stop cleanly on either. */
+void kt_cli_stop_signals(void (*handler)(int));
+
 /* Maps a negative ktape/errno code to the exit code a script should see. */
 int kt_cli_exit_for(int err);
 

@@ -1330,8 +1330,7 @@ int kt_cli_cmd_demo(int argc, char **argv)
 		}
 	}
 
-	signal(SIGINT, on_stop_signal);
-	signal(SIGTERM, on_stop_signal);
+	kt_cli_stop_signals(on_stop_signal);
 	for (int s = 0; s < STAGE_COUNT && !err; s++) {
 		stage_note(&d, s);
 		err = stages[s](&d, errstr, sizeof(errstr));
@@ -1346,8 +1345,7 @@ int kt_cli_cmd_demo(int argc, char **argv)
 		if (!err && s == STAGE_COMPARE && !d.cmp.equal)
 			break; /* no point replaying a restore that differs */
 	}
-	signal(SIGINT, SIG_DFL);
-	signal(SIGTERM, SIG_DFL);
+	kt_cli_stop_signals(SIG_DFL);
 
 	int equal = !err && d.cmp.equal && d.stages[STAGE_COMPARE].done && d.replay_complete;
 	if (!err && d.stages[STAGE_REPLAY].done && !d.replay_complete)

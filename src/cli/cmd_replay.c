@@ -431,11 +431,9 @@ int kt_cli_cmd_replay(int argc, char **argv)
 	}
 
 	running_replay = rp;
-	signal(SIGINT, on_stop_signal);
-	signal(SIGTERM, on_stop_signal);
+	kt_cli_stop_signals(on_stop_signal);
 	err = kt_replay_run(rp, errstr, sizeof(errstr));
-	signal(SIGINT, SIG_DFL);
-	signal(SIGTERM, SIG_DFL);
+	kt_cli_stop_signals(SIG_DFL);
 	running_replay = NULL;
 	if (view.shown)
 		fputc('\n', stderr);

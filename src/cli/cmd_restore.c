@@ -258,11 +258,9 @@ static int run_workers(struct kt_replay_opts *opts, const char *group)
 		return err == KT_EUSAGE ? kt_cli_usage_error(CMD) : kt_cli_exit_for(err);
 	}
 	running_workers = workers;
-	signal(SIGINT, on_workers_signal);
-	signal(SIGTERM, on_workers_signal);
+	kt_cli_stop_signals(on_workers_signal);
 	err = kt_replay_workers_run(workers, errstr, sizeof(errstr));
-	signal(SIGINT, SIG_DFL);
-	signal(SIGTERM, SIG_DFL);
+	kt_cli_stop_signals(SIG_DFL);
 	running_workers = NULL;
 	s = kt_replay_workers_summary(workers);
 	if (err)
@@ -436,11 +434,9 @@ int kt_cli_cmd_restore(int argc, char **argv)
 	}
 	view.rp = rp;
 	running_restore = rp;
-	signal(SIGINT, on_stop_signal);
-	signal(SIGTERM, on_stop_signal);
+	kt_cli_stop_signals(on_stop_signal);
 	err = kt_replay_run(rp, errstr, sizeof(errstr));
-	signal(SIGINT, SIG_DFL);
-	signal(SIGTERM, SIG_DFL);
+	kt_cli_stop_signals(SIG_DFL);
 	running_restore = NULL;
 	if (view.shown)
 		fputc('\n', stderr);

@@ -47,6 +47,12 @@ static const struct kt_cli_command commands[] = {
 	{ "demo", kt_cli_cmd_demo, "generate, capture, verify, restore, compare and replay, all in process" },
 };
 
+void kt_cli_stop_signals(void (*handler)(int))
+{
+	signal(SIGINT, handler);
+	signal(SIGTERM, handler);
+}
+
 int kt_cli_exit_for(int err)
 {
 	switch (err) {
