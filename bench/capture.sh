@@ -28,14 +28,7 @@ parts=64 mbpp=16 runs=3 dir=/tmp/kt-bench-capture
 bench_parse_options "$@"
 KTAPE=$(realpath "$build/ktape")
 BARE=$(realpath "$build/bench/bench_capture_bare")
-rm -rf "$dir"
-mkdir -p "$dir"
-sandbox_pid=
-cleanup() {
-	[ -n "$sandbox_pid" ] && kill "$sandbox_pid" 2>/dev/null && wait "$sandbox_pid" 2>/dev/null
-	rm -rf "$dir"
-}
-trap cleanup EXIT
+bench_prepare_dir
 
 echo "ktape capture bench, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 bench_machine_line

@@ -20,14 +20,7 @@ parts=32 mbpp=8 runs=2 dir=/tmp/kt-bench-capture-workers
 . "$(dirname "$0")/lib.sh"
 bench_parse_options "$@"
 KTAPE=$(realpath "$build/ktape")
-rm -rf "$dir"
-mkdir -p "$dir"
-sandbox_pid=
-cleanup() {
-	[ -n "$sandbox_pid" ] && kill "$sandbox_pid" 2>/dev/null && wait "$sandbox_pid" 2>/dev/null
-	rm -rf "$dir"
-}
-trap cleanup EXIT
+bench_prepare_dir
 
 echo "ktape capture --workers-group bench, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 bench_machine_line

@@ -6,6 +6,9 @@
 #                              --mb-per-partition, --runs and --dir
 #   bench_machine_line         the machine the figures come from, and its
 #                              load when the run starts
+#   bench_prepare_dir          a fresh, empty $dir, removed at exit (kept
+#                              when KT_BENCH_KEEP is set) with the sandbox
+#                              of $sandbox_pid stopped
 #   bench_start_sandbox FILE ARGS...
 #                              starts `ktape sandbox ARGS...` in the
 #                              background writing its bootstrap to FILE,
@@ -24,6 +27,18 @@ bench_parse_options() {
 		*) echo "unknown option $1" >&2; exit 2 ;;
 		esac
 	done
+}
+
+bench_prepare_dir() {
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	sandbox_pid=
+	trap bench_cleanup EXIT
+}
+
+bench_cleanup() {
+	[ -n "$sandbox_pid" ] && kill "$sandbox_pid" 2>/dev/null && wait "$sandbox_pid" 2>/dev/null
+	[ -n "${KT_BENCH_KEEP:-}" ] || rm -rf "$dir"
 }
 
 bench_machine_line() {
